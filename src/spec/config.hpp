@@ -111,6 +111,8 @@ struct Hooks {
 
 enum class NamespaceType { pid, network, mount, ipc, uts, user, cgroup, time };
 std::string_view to_string(NamespaceType t);
+// The inverse of to_string: the spec's namespace type names; nullopt for any other string.
+std::optional<NamespaceType> namespace_type_from_string(std::string_view name);
 
 struct Namespace {
     NamespaceType type = NamespaceType::pid;
@@ -278,8 +280,12 @@ struct Config {
 // Checks what the spec requires of a config meant to create a Linux container (process and root present,
 // absolute mount destinations, valid namespaces, mappings with a user namespace, ...). Errors name the field.
 [[nodiscard]] Result<void> validate_config(const Config& config);
-// Parses a process.json (as `berth exec --process` takes) into a Process, with the same path errors.
+// Parses a process.json (as `berth exec --process` takes) into a Process, with the same path errors; paths are
+// rooted at the process object ("rlimits[0].type").
 [[nodiscard]] Result<Process> parse_process(std::string_view json_text);
+// The process checks of validate_config (args, absolute cwd, capabilities, rlimits, scheduler, ...), for exec.
+// `path` prefixes the field paths in errors: "process" for a config's process, "" for a process.json.
+[[nodiscard]] Result<void> validate_process(const Process& process, std::string_view path = "process");
 
 // The default config.json that `berth spec` writes (runc-compatible content). `rootless` adds a user namespace
 // mapping the caller's uid/gid and drops what an unprivileged user cannot do.
