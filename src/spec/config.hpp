@@ -19,8 +19,8 @@ namespace berth::spec {
 inline constexpr std::string_view kOciVersion = "1.2.0";
 
 struct Rlimit {
-    std::string type;  // "RLIMIT_NOFILE", ...
-    int resource = -1; // resolved RLIMIT_* number, set by parse_config
+    std::string type;   // "RLIMIT_NOFILE", ...
+    int resource = -1;  // resolved RLIMIT_* number, set by parse_config
     uint64_t soft = 0;
     uint64_t hard = 0;
 };

@@ -437,9 +437,13 @@ Result<T> parse_document(std::string_view json_text) {
 
 }  // namespace
 
-Result<Config> parse_config(std::string_view json_text) { return parse_document<Config>(json_text); }
+Result<Config> parse_config(std::string_view json_text) {
+    return parse_document<Config>(json_text);
+}
 
-Result<Process> parse_process(std::string_view json_text) { return parse_document<Process>(json_text); }
+Result<Process> parse_process(std::string_view json_text) {
+    return parse_document<Process>(json_text);
+}
 
 Result<Config> load_config(const std::string& bundle_dir) {
     std::string path = path_join(bundle_dir, "config.json");

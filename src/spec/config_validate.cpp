@@ -35,10 +35,14 @@ bool contains(std::span<const std::string_view> set, std::string_view s) {
     return std::find(set.begin(), set.end(), s) != set.end();
 }
 
-bool is_absolute(std::string_view p) { return !p.empty() && p.front() == '/'; }
+bool is_absolute(std::string_view p) {
+    return !p.empty() && p.front() == '/';
+}
 
 // Strings handed to the kernel as C strings: an embedded NUL would silently cut them short.
-bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+bool has_nul(std::string_view s) {
+    return s.find('\0') != std::string_view::npos;
+}
 
 // A single path component, as used for file names built from config values (cgroup files, resctrl groups).
 bool is_plain_name(std::string_view s) {
@@ -95,8 +99,7 @@ constexpr std::array<std::string_view, 7> kSchedulerPolicies{
 constexpr std::array<std::string_view, 7> kSchedulerFlags{
     "SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM",        "SCHED_FLAG_DL_OVERRUN",    "SCHED_FLAG_KEEP_POLICY",
     "SCHED_FLAG_KEEP_PARAMS",   "SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX"};
-constexpr std::array<std::string_view, 3> kIoPriorityClasses{"IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
-                                                             "IOPRIO_CLASS_IDLE"};
+constexpr std::array<std::string_view, 3> kIoPriorityClasses{"IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE"};
 // config-linux.md lists shared, slave, private and unbindable; the recursive spellings are what mount(8) and
 // other runtimes also accept, and mean the same for the rootfs (it is always applied recursively).
 constexpr std::array<std::string_view, 8> kRootfsPropagations{"shared",  "slave",  "private",  "unbindable",
@@ -106,23 +109,21 @@ constexpr std::array<std::string_view, 9> kSeccompActions{
     "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW",        "SCMP_ACT_LOG",         "SCMP_ACT_NOTIFY"};
 // The spec's list (libseccomp 2.5) plus the later libseccomp architectures, which the spec defers to.
 constexpr std::array<std::string_view, 23> kSeccompArchitectures{
-    "SCMP_ARCH_X86",        "SCMP_ARCH_X86_64",    "SCMP_ARCH_X32",     "SCMP_ARCH_ARM",
-    "SCMP_ARCH_AARCH64",    "SCMP_ARCH_MIPS",      "SCMP_ARCH_MIPS64",  "SCMP_ARCH_MIPS64N32",
-    "SCMP_ARCH_MIPSEL",     "SCMP_ARCH_MIPSEL64",  "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC",
-    "SCMP_ARCH_PPC64",      "SCMP_ARCH_PPC64LE",   "SCMP_ARCH_S390",    "SCMP_ARCH_S390X",
-    "SCMP_ARCH_PARISC",     "SCMP_ARCH_PARISC64",  "SCMP_ARCH_RISCV64", "SCMP_ARCH_LOONGARCH64",
-    "SCMP_ARCH_M68K",       "SCMP_ARCH_SH",        "SCMP_ARCH_SHEB"};
+    "SCMP_ARCH_X86",         "SCMP_ARCH_X86_64", "SCMP_ARCH_X32",       "SCMP_ARCH_ARM",     "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_MIPS",        "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",  "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC",    "SCMP_ARCH_PPC64",     "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",       "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64",  "SCMP_ARCH_RISCV64", "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_M68K",        "SCMP_ARCH_SH",     "SCMP_ARCH_SHEB"};
 constexpr std::array<std::string_view, 4> kSeccompFlags{"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                                                         "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
                                                         "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"};
-constexpr std::array<std::string_view, 7> kSeccompOperators{"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",
-                                                            "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
-                                                            "SCMP_CMP_MASKED_EQ"};
+constexpr std::array<std::string_view, 7> kSeccompOperators{
+    "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"};
 // The IPC namespace's sysctls (ipc_namespace: msg, sem, shm and their *_next_id restore knobs).
 constexpr std::array<std::string_view, 11> kIpcSysctls{
-    "kernel.msgmax",  "kernel.msgmnb", "kernel.msgmni",          "kernel.sem",         "kernel.shmall",
-    "kernel.shmmax",  "kernel.shmmni", "kernel.shm_rmid_forced", "kernel.msg_next_id", "kernel.sem_next_id",
-    "kernel.shm_next_id"};
+    "kernel.msgmax",      "kernel.msgmnb",      "kernel.msgmni",     "kernel.sem",
+    "kernel.shmall",      "kernel.shmmax",      "kernel.shmmni",     "kernel.shm_rmid_forced",
+    "kernel.msg_next_id", "kernel.sem_next_id", "kernel.shm_next_id"};
 
 // ---- process ---------------------------------------------------------------------------------------------------
 
@@ -148,8 +149,8 @@ Result<void> validate_rlimits(const std::vector<Rlimit>& rlimits, std::string_vi
         for (size_t k = 0; k < i; ++k) {
             // "If rlimits contains duplicated entries with same type, the runtime MUST generate an error."
             if (rlimits[k].type == r.type)
-                return invalid("{}[{}].type: duplicate rlimit {} (also at index {})", field(base, at), i,
-                               quote(r.type), k);
+                return invalid("{}[{}].type: duplicate rlimit {} (also at index {})", field(base, at), i, quote(r.type),
+                               k);
         }
     }
     return {};
@@ -229,8 +230,8 @@ Result<void> validate_mappings(const std::vector<IdMapping>& maps, std::string_v
         if (m.size == 0) return invalid("{}[{}].size: must be > 0", at, i);
         constexpr uint64_t kIdSpace = uint64_t{1} << 32;
         if (uint64_t{m.container_id} + m.size > kIdSpace || uint64_t{m.host_id} + m.size > kIdSpace)
-            return invalid("{}[{}]: range {}+{} / {}+{} overflows the 32-bit id space", at, i, m.container_id,
-                           m.size, m.host_id, m.size);
+            return invalid("{}[{}]: range {}+{} / {}+{} overflows the 32-bit id space", at, i, m.container_id, m.size,
+                           m.host_id, m.size);
     }
     return {};
 }
@@ -404,17 +405,14 @@ Result<void> validate_resources(const Resources& r) {
     }
     for (const auto& [key, value] : r.unified) {
         // Each key names a file in the container's cgroup directory: it must not reach outside it.
-        if (!is_plain_name(key))
-            return invalid("linux.resources.unified[{}]: not a cgroup file name", quote(key));
+        if (!is_plain_name(key)) return invalid("linux.resources.unified[{}]: not a cgroup file name", quote(key));
         if (has_nul(value)) return invalid("linux.resources.unified[{}]: contains a NUL byte", quote(key));
     }
     return {};
 }
 
 Result<void> validate_seccomp(const Seccomp& s) {
-    auto takes_errno = [](std::string_view action) {
-        return action == "SCMP_ACT_ERRNO" || action == "SCMP_ACT_TRACE";
-    };
+    auto takes_errno = [](std::string_view action) { return action == "SCMP_ACT_ERRNO" || action == "SCMP_ACT_TRACE"; };
     bool uses_notify = s.default_action == "SCMP_ACT_NOTIFY";
     if (!contains(kSeccompActions, s.default_action))
         return invalid("linux.seccomp.defaultAction: unknown seccomp action {}", quote(s.default_action));
@@ -490,7 +488,7 @@ Result<void> validate_sysctl(const Linux& l) {
         // The namespace may be new or joined by path (a pod's sandbox namespaces are joined that way); whether a
         // joined one is the host's own can only be told at create time.
         if (!l.find_namespace(*ns))
-            return invalid("linux.sysctl[{}]: needs a {} namespace, but linux.namespaces has none", quote(key),
+            return invalid("linux.sysctl[{}]: requires namespace type \"{}\" in linux.namespaces", quote(key),
                            to_string(*ns));
     }
     return {};
@@ -567,8 +565,7 @@ Result<void> validate_config(const Config& c) {
             return invalid("hostname: {} is not a valid hostname (at most 64 bytes)", quote(c.hostname));
     }
     if (!c.domainname.empty()) {
-        if (!has_uts)
-            return invalid("domainname: setting the domainname needs a uts namespace in linux.namespaces");
+        if (!has_uts) return invalid("domainname: setting the domainname needs a uts namespace in linux.namespaces");
         if (c.domainname.size() > 64 || has_nul(c.domainname))
             return invalid("domainname: {} is not a valid domainname (at most 64 bytes)", quote(c.domainname));
     }

@@ -62,8 +62,7 @@ std::string default_config_json(bool rootless, uint32_t uid, uint32_t gid) {
         mounts.push_back(mount("/sys", "none", "/sys", {"rbind", "nosuid", "noexec", "nodev", "ro"}));
     } else {
         mounts.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
-        mounts.push_back(
-            mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", "ro"}));
+        mounts.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", "ro"}));
     }
 
     OJson namespaces = OJson::array();
@@ -85,8 +84,7 @@ std::string default_config_json(bool rootless, uint32_t uid, uint32_t gid) {
     linux_["maskedPaths"] =
         string_array({"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                       "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"});
-    linux_["readonlyPaths"] =
-        string_array({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"});
+    linux_["readonlyPaths"] = string_array({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"});
 
     OJson config = {
         {"ociVersion", kOciVersion},

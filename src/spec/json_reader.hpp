@@ -12,13 +12,12 @@
 #include <concepts>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
 
@@ -88,8 +87,8 @@ constexpr std::string_view int_type_name() {
 }
 
 template <typename T>
-    requires(std::integral<T> && !std::same_as<T, bool>)
-[[nodiscard]] Result<void> read(Json& j, const JsonPath& p, T& out) {
+requires(std::integral<T> && !std::same_as<T, bool>)
+    [[nodiscard]] Result<void> read(Json& j, const JsonPath& p, T& out) {
     // nlohmann stores non-negative integers as number_unsigned and negative ones as number_integer;
     // is_number_integer() is true for both, so the unsigned case must be tested first.
     if (j.is_number_unsigned()) {

@@ -89,6 +89,8 @@ std::optional<int> capability_from_name(std::string_view name) {
     return std::nullopt;
 }
 
-std::span<const std::string_view> capability_names() { return kCapabilities; }
+std::span<const std::string_view> capability_names() {
+    return kCapabilities;
+}
 
 }  // namespace berth::spec
