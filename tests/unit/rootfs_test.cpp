@@ -437,6 +437,23 @@ TEST_F(RootfsTest, ErrorsNameTheMountAndTheErrno) {
     EXPECT_NE(prepare_error(config, options()).find("\"tmpcopyup\" is not supported"), std::string::npos);
 }
 
+// The error a user sees when procfs cannot be mounted: a user namespace that does not own its pid namespace.
+TEST_F(RootfsTest, ProcWithoutAnOwnedPidNamespaceFailsNamingTheMount) {
+    spec::Config config;
+    config.mounts = {mnt("/proc", "proc", "proc", {"nosuid"})};
+    RootfsOptions opts = options();
+    opts.in_user_namespace = true;
+    auto outcome = run_in_child([&](int&) {
+        if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) return std::string("unshare");
+        bool mapped = write_file("/proc/self/setgroups", "deny") && write_file("/proc/self/uid_map", "0 0 1") &&
+                      write_file("/proc/self/gid_map", "0 0 1");
+        if (!mapped) return std::string("writing id maps");
+        auto r = prepare_rootfs(config, opts);
+        return r ? std::string("<succeeded>") : r.error().message();
+    });
+    EXPECT_EQ(outcome.report, fmt::format("mount proc on /proc (rootfs {}): Operation not permitted", rootfs_));
+}
+
 TEST_F(RootfsTest, BindMountsOverProcfsAreRefused) {
     spec::Config config;
     config.mounts = {mnt("/proc", "proc", "proc"), mnt("/proc/version", "bind", dir_ + "/hosts-file", {"bind"})};
