@@ -198,7 +198,7 @@ static Result<void> read(Json& j, const JsonPath& p, Namespace& out) {
 
 static Result<void> read(Json& j, const JsonPath& p, Device& out) {
     BERTH_ASSIGN(auto o, as_object(j, p));
-    BERTH_TRY(o.opt("type", out.type));
+    BERTH_TRY(o.req("type", out.type));
     BERTH_TRY(o.opt("path", out.path));
     // "major, minor (int64, REQUIRED unless type is p)": a missing number must not silently become 0:0.
     if (out.type == "p") {

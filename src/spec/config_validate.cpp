@@ -3,6 +3,8 @@
 //
 // Every error starts with the JSON path of the offending field. Paths are formatted only on failure: this runs
 // on every `berth create`.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -34,6 +36,8 @@ std::string field(std::string_view base, std::string_view name) {
 bool contains(std::span<const std::string_view> set, std::string_view s) {
     return std::find(set.begin(), set.end(), s) != set.end();
 }
+
+constexpr size_t kNone = SIZE_MAX;
 
 bool is_absolute(std::string_view p) {
     return !p.empty() && p.front() == '/';
@@ -137,6 +141,9 @@ Result<void> validate_capability_set(const std::vector<std::string>& names, std:
 }
 
 Result<void> validate_rlimits(const std::vector<Rlimit>& rlimits, std::string_view base) {
+    // First index of each resource: duplicates are found in one pass however long the list is.
+    std::array<size_t, RLIMIT_NLIMITS> first_index;
+    first_index.fill(kNone);
     for (size_t i = 0; i < rlimits.size(); ++i) {
         const Rlimit& r = rlimits[i];
         std::string_view at = "rlimits";
@@ -146,12 +153,12 @@ Result<void> validate_rlimits(const std::vector<Rlimit>& rlimits, std::string_vi
             return invalid("{}[{}]: resource {} does not match type {}", field(base, at), i, r.resource, r.type);
         if (r.soft > r.hard)
             return invalid("{}[{}]: soft limit {} exceeds hard limit {}", field(base, at), i, r.soft, r.hard);
-        for (size_t k = 0; k < i; ++k) {
-            // "If rlimits contains duplicated entries with same type, the runtime MUST generate an error."
-            if (rlimits[k].type == r.type)
-                return invalid("{}[{}].type: duplicate rlimit {} (also at index {})", field(base, at), i, quote(r.type),
-                               k);
-        }
+        // "If rlimits contains duplicated entries with same type, the runtime MUST generate an error."
+        size_t& first = first_index[static_cast<size_t>(*resource)];
+        if (first != kNone)
+            return invalid("{}[{}].type: duplicate rlimit {} (also at index {})", field(base, at), i, quote(r.type),
+                           first);
+        first = i;
     }
     return {};
 }
@@ -298,15 +305,18 @@ Result<void> validate_hooks(const Hooks& h) {
 // ---- linux -----------------------------------------------------------------------------------------------------
 
 Result<void> validate_namespaces(const Linux& l) {
+    std::array<size_t, 8> first_index;  // by NamespaceType
+    first_index.fill(kNone);
     for (size_t i = 0; i < l.namespaces.size(); ++i) {
         const Namespace& ns = l.namespaces[i];
-        for (size_t k = 0; k < i; ++k) {
-            // "If a namespaces field contains duplicated namespaces with same type, the runtime MUST generate an
-            // error."
-            if (l.namespaces[k].type == ns.type)
-                return invalid("linux.namespaces[{}].type: duplicate namespace type \"{}\" (also at index {})", i,
-                               to_string(ns.type), k);
-        }
+        // "If a namespaces field contains duplicated namespaces with same type, the runtime MUST generate an error."
+        auto type = static_cast<size_t>(ns.type);
+        if (type >= first_index.size()) return invalid("linux.namespaces[{}].type: unknown namespace type", i);
+        size_t& first = first_index[type];
+        if (first != kNone)
+            return invalid("linux.namespaces[{}].type: duplicate namespace type \"{}\" (also at index {})", i,
+                           to_string(ns.type), first);
+        first = i;
         // "This value MUST be an absolute path in the runtime mount namespace."
         if (!ns.path.empty() && !is_absolute(ns.path))
             return invalid("linux.namespaces[{}].path: must be an absolute path, got {}", i, quote(ns.path));

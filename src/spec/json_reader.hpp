@@ -103,9 +103,8 @@ requires(std::integral<T> && !std::same_as<T, bool>)
         out = static_cast<T>(v);
         return {};
     }
-    if (j.is_number_float())
-        return path_error(p, "expected {}, got non-integer number {}", int_type_name<T>(),
-                          j.get_ref<const Json::number_float_t&>());
+    if (j.is_number_float())  // dump() keeps "1024.0" recognisable as the float it was written as
+        return path_error(p, "expected {}, got non-integer number {}", int_type_name<T>(), j.dump());
     return type_error(j, p, int_type_name<T>());
 }
 
