@@ -91,7 +91,7 @@ EOF
 
 cat >"$dir/config.json" <<EOF
 {
-  "ociVersion": "1.2.0",
+  "ociVersion": "1.0.2",
   "process": {
     "terminal": $terminal,
     "user": { "uid": 0, "gid": 0 },
