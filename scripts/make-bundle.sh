@@ -6,8 +6,9 @@
 # DIR/rootfs gets bin/busybox with one symlink per applet, /etc/passwd and /etc/group (root, nobody) and the
 # usual empty mount points; DIR/config.json is the default runtime config (as `runc spec` writes it) with
 # process.args = ARG... (default: sh), process.terminal false unless --terminal, hostname "berth-demo".
-# Unlike the default it has no /sys/fs/cgroup mount: the benchmark hides the cgroup2 mount on hybrid hosts
-# (see bench/lifecycle.cpp) and the cgroup filesystem is not what these bundles exist to exercise.
+# ociVersion is 1.0.2: every field used exists in 1.0, and crun 1.8.1 rejects "1.2.0" as an unknown version.
+# Unlike the default it has no /sys/fs/cgroup mount: mounting the host's cgroup hierarchies into the container
+# is not what these bundles exist to exercise.
 # Pure bash plus coreutils; BUSYBOX overrides the binary (default /bin/busybox, package busybox-static).
 set -euo pipefail
 
