@@ -204,7 +204,7 @@ public:
         sigemptyset(&set);
         sigaddset(&set, SIGWINCH);
         sigaddset(&set, SIGPIPE);
-        if (forward_)
+        if (forward_ && (pidfd_ >= 0 || child_ > 0))
             for (int s : kForwardedSignals) sigaddset(&set, s);
         int err = ::pthread_sigmask(SIG_BLOCK, &set, &old_);
         if (err != 0) return fail_errno(err, "terminal proxy: block signals");

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make bench`: the container lifecycle benchmark, berth against crun and runc (see bench/lifecycle.cpp).
+#
+#   bench/run.sh BUILD_DIR [berth_bench options...]     e.g. bench/run.sh build --rounds 1 --iterations 10
+set -euo pipefail
+
+if (($# < 1)); then
+    echo "usage: $0 BUILD_DIR [--rounds N] [--iterations N] [--runtimes LIST] [--berth PATH] [--no-floor]" >&2
+    exit 2
+fi
+build=$1
+shift
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bench=$build/bin/berth_bench
+if [[ ! -x $bench ]]; then
+    echo "bench: $bench not built (cmake --build $build)" >&2
+    exit 1
+fi
+if [[ $(id -u) -ne 0 ]]; then
+    echo "bench: containers need root; run as root (or: sudo make bench)" >&2
+    exit 1
+fi
+exec "$bench" --make-bundle "$repo/scripts/make-bundle.sh" "$@"
