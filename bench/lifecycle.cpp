@@ -8,6 +8,12 @@
 // The "floor" row is the kernel's share of `run`: a forked child clone()s into new pid/mount/uts/ipc/net
 // namespaces, pivot_roots into the same rootfs, mounts /proc and execs /bin/true.
 //
+// Two more measurements, same interleaving:
+//   exec     `exec ID /bin/true` into a running container (one long-lived `sleep` container per runtime);
+//   limited  the create -> start -> exit -> delete cycle of a container with memory, pids and cpu limits and a
+//            default seccomp profile (podman's /usr/share/containers/seccomp.json, from containers-common, resolved
+//            for x86_64 and the bundle's capabilities as podman resolves it; without that file, limits only).
+//
 // Host quirk handled here: on a hybrid cgroup host (v1 controllers + a cgroup2 mount at /sys/fs/cgroup/unified)
 // crun refuses to run. The driver therefore moves itself into a private mount namespace (/ made rslave) and
 // bind-mounts an empty file over /sys/fs/cgroup/unified/cgroup.controllers; every runtime runs in that same
@@ -41,6 +47,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -307,6 +314,7 @@ public:
     Bench(Options opts, std::string tmp) : opts_(std::move(opts)), tmp_(std::move(tmp)) {}
 
     std::map<Key, std::vector<Sample>>& samples() { return samples_; }
+    const std::string& seccomp_note() const { return seccomp_note_; }
     std::vector<Runtime>& runtimes() { return runtimes_; }
     const std::string& bundle() const { return bundle_; }
 
@@ -332,23 +340,113 @@ public:
         return true;
     }
 
-    bool make_bundle() {
+    bool make_bundles() {
         bundle_ = tmp_ + "/bundle";
-        auto r = run_command({"/bin/bash", opts_.make_bundle, bundle_, "/bin/true"}, 120);
-        if (!r.ok) {
-            std::fprintf(stderr, "berth_bench: %s %s: %s\n", opts_.make_bundle.c_str(), bundle_.c_str(),
-                         r.error.c_str());
+        sleeper_ = tmp_ + "/sleeper";
+        limited_ = tmp_ + "/limited";
+        for (const auto& [dir, arg] :
+             {std::pair{bundle_, "/bin/true"}, {sleeper_, "/bin/sleep"}, {limited_, "/bin/true"}}) {
+            std::vector<std::string> argv = {"/bin/bash", opts_.make_bundle, dir, arg};
+            if (dir == sleeper_) argv.push_back("1000000");
+            auto r = run_command(argv, 120);
+            if (!r.ok) {
+                std::fprintf(stderr, "berth_bench: %s %s: %s\n", opts_.make_bundle.c_str(), dir.c_str(),
+                             r.error.c_str());
+                return false;
+            }
+        }
+        if (auto r = add_limits(limited_); !r) {
+            std::fprintf(stderr, "berth_bench: %s\n", r.error().message().c_str());
             return false;
         }
         return true;
     }
 
-    // One create/start/exit/delete cycle. Records samples only when every step succeeded.
-    void lifecycle(Runtime& rt, const std::string& id) {
+    // Starts the long-lived container that `exec` runs in, for each runtime.
+    void start_sleepers() {
+        for (auto& rt : runtimes_) {
+            if (rt.skip) continue;
+            std::string id = "bench-exec-" + rt.name;
+            rt.live.insert(id);
+            auto r =
+                run_command({rt.path, "--root", rt.root, "run", "--detach", "--bundle", sleeper_, id}, opts_.timeout_s);
+            if (!r.ok) fail(rt, "run --detach (for exec)", r.error);
+        }
+    }
+
+    void exec(Runtime& rt) {
+        auto r =
+            run_command({rt.path, "--root", rt.root, "exec", "bench-exec-" + rt.name, "/bin/true"}, opts_.timeout_s);
+        if (!r.ok) return fail(rt, "exec", r.error);
+        samples_[{"exec", rt.name}].push_back(r.sample);
+    }
+
+    void lifecycle(Runtime& rt, const std::string& id) { cycle(rt, id, bundle_, ""); }
+    void limited(Runtime& rt, const std::string& id) { cycle(rt, id, limited_, "limited"); }
+
+private:
+    // Memory, pids and cpu limits and the default seccomp profile, added to the bundle's config.json.
+    Result<void> add_limits(const std::string& dir) {
+        std::string path = dir + "/config.json";
+        BERTH_ASSIGN(std::string text, read_file(path));
+        nlohmann::json cfg = nlohmann::json::parse(text, nullptr, false);
+        if (cfg.is_discarded()) return berth::fail("{}: not JSON", path);
+        cfg["linux"]["resources"] = {{"memory", {{"limit", 256 << 20}}},
+                                     {"pids", {{"limit", 1024}}},
+                                     {"cpu", {{"shares", 512}, {"quota", 50000}, {"period", 100000}}}};
+        auto profile = read_file(kDefaultSeccomp);
+        if (!profile) {
+            seccomp_note_ =
+                fmt::format("limited: no seccomp profile ({} missing; package containers-common)", kDefaultSeccomp);
+        } else {
+            nlohmann::json p = nlohmann::json::parse(*profile, nullptr, false);
+            if (p.is_discarded()) return berth::fail("{}: not JSON", kDefaultSeccomp);
+            cfg["linux"]["seccomp"] = resolve_profile(p, cfg["process"]["capabilities"]["bounding"]);
+            seccomp_note_ = fmt::format("limited: seccomp profile {} ({} rules for x86_64)", kDefaultSeccomp,
+                                        cfg["linux"]["seccomp"]["syscalls"].size());
+        }
+        return write_file(path, cfg.dump());
+    }
+
+    // containers-common's profile format -> linux.seccomp: keep the rules whose includes/excludes (arches, caps)
+    // hold for an amd64 container with capabilities `caps`, as podman does when it generates a config.
+    static nlohmann::json resolve_profile(const nlohmann::json& p, const nlohmann::json& caps) {
+        auto has = [](const nlohmann::json& list, const std::string& v) {
+            return list.is_array() && std::find(list.begin(), list.end(), v) != list.end();
+        };
+        auto all_caps = [&](const nlohmann::json& want) {
+            for (const auto& c : want)
+                if (!has(caps, c.get<std::string>())) return false;
+            return true;
+        };
+        nlohmann::json out = {{"defaultAction", p.value("defaultAction", "SCMP_ACT_ERRNO")},
+                              {"architectures", {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}},
+                              {"syscalls", nlohmann::json::array()}};
+        if (p.contains("defaultErrnoRet")) out["defaultErrnoRet"] = p["defaultErrnoRet"];
+        for (const auto& rule : p.value("syscalls", nlohmann::json::array())) {
+            nlohmann::json inc = rule.value("includes", nlohmann::json::object());
+            nlohmann::json exc = rule.value("excludes", nlohmann::json::object());
+            if (inc.contains("arches") && !has(inc["arches"], "amd64")) continue;
+            if (inc.contains("caps") && !all_caps(inc["caps"])) continue;
+            if (exc.contains("arches") && has(exc["arches"], "amd64")) continue;
+            if (exc.contains("caps") && all_caps(exc["caps"])) continue;
+            nlohmann::json r = {{"names", rule["names"]}, {"action", rule["action"]}};
+            for (const char* k : {"args", "errnoRet"})
+                if (rule.contains(k) && !rule[k].is_null()) r[k] = rule[k];
+            out["syscalls"].push_back(std::move(r));
+        }
+        return out;
+    }
+
+    static constexpr const char* kDefaultSeccomp = "/usr/share/containers/seccomp.json";
+
+    // One create/start/exit/delete cycle. Records samples only when every step succeeded: with an empty `op`
+    // each step and the total ("lifecycle"), else the total alone under `op`.
+    void cycle(Runtime& rt, const std::string& id, const std::string& bundle, const std::string& op) {
         std::string pid_file = fmt::format("{}/{}.pid", tmp_, id);
         rt.live.insert(id);
         auto create = run_command(
-            {rt.path, "--root", rt.root, "create", "--bundle", bundle_, "--pid-file", pid_file, id}, opts_.timeout_s);
+            {rt.path, "--root", rt.root, "create", "--bundle", bundle, "--pid-file", pid_file, id}, opts_.timeout_s);
         if (!create.ok) return fail(rt, "create", create.error);
 
         auto pid_text = read_file(pid_file);
@@ -377,15 +475,20 @@ public:
         rt.live.erase(id);
         ::unlink(pid_file.c_str());
 
-        samples_[{"create", rt.name}].push_back(create.sample);
-        samples_[{"start", rt.name}].push_back(start.sample);
-        samples_[{"delete", rt.name}].push_back(del.sample);
         Sample total{create.sample.wall_ms + start.sample.wall_ms + exit_ms + del.sample.wall_ms,
                      create.sample.cpu_ms + start.sample.cpu_ms + del.sample.cpu_ms,
                      std::max({create.sample.max_rss_kib, start.sample.max_rss_kib, del.sample.max_rss_kib})};
+        if (!op.empty()) {
+            samples_[{op, rt.name}].push_back(total);
+            return;
+        }
+        samples_[{"create", rt.name}].push_back(create.sample);
+        samples_[{"start", rt.name}].push_back(start.sample);
+        samples_[{"delete", rt.name}].push_back(del.sample);
         samples_[{"lifecycle", rt.name}].push_back(total);
     }
 
+public:
     void run(Runtime& rt, const std::string& id) {
         rt.live.insert(id);
         auto r = run_command({rt.path, "--root", rt.root, "run", "--bundle", bundle_, id}, opts_.timeout_s);
@@ -415,7 +518,7 @@ public:
     }
 
 private:
-    void fail(Runtime& rt, const char* op, const std::string& error) {
+    void fail(Runtime& rt, const std::string& op, const std::string& error) {
         if (g_stop) return;  // an interrupted command is not the runtime's failure
         rt.failed = true;
         rt.skip = fmt::format("{}: {}", op, error);
@@ -425,7 +528,8 @@ private:
 
     Options opts_;
     std::string tmp_;
-    std::string bundle_;
+    std::string bundle_, sleeper_, limited_;
+    std::string seccomp_note_;
     std::vector<Runtime> runtimes_;
     std::map<Key, std::vector<Sample>> samples_;
     bool floor_failed_ = false;
@@ -479,7 +583,7 @@ Stats stats_of(const std::vector<Sample>& s) {
 }
 
 void report(Bench& bench) {
-    const std::vector<std::string> ops = {"create", "start", "delete", "lifecycle", "run"};
+    const std::vector<std::string> ops = {"create", "start", "delete", "lifecycle", "run", "exec", "limited"};
     std::vector<std::string> names;
     for (const auto& rt : bench.runtimes()) names.push_back(rt.name);
     names.push_back("floor");
@@ -496,7 +600,10 @@ void report(Bench& bench) {
                         st.wall_p95, st.cpu_med, st.rss_max);
         }
     }
-    std::printf("(lifecycle = create + start + wait for exit + delete; its cpu is the three commands' sum)\n");
+    std::printf(
+        "(lifecycle = create + start + wait for exit + delete; its cpu is the three commands' sum;\n"
+        " limited = the same cycle with memory, pids and cpu limits and a default seccomp profile)\n");
+    if (!bench.seccomp_note().empty()) std::printf("%s\n", bench.seccomp_note().c_str());
 
     bool berth_has_results = false;
     for (const auto& op : ops) berth_has_results |= bench.samples().contains({op, "berth"});
@@ -620,7 +727,7 @@ int main(int argc, char** argv) {
         if (!ns) {
             std::fprintf(stderr, "berth_bench: %s\n", ns.error().message().c_str());
             rc = 1;
-        } else if (!bench.setup_runtimes() || !bench.make_bundle()) {
+        } else if (!bench.setup_runtimes() || !bench.make_bundles()) {
             rc = 1;
         } else {
             std::printf("berth_bench: %d rounds x %d iterations, interleaved; %s\n", opts->rounds, opts->iterations,
@@ -640,10 +747,17 @@ int main(int argc, char** argv) {
                     if (!rt.skip) fn(rt);
                 }
             };
+            bench.start_sleepers();
             for (int round = 0; round < opts->rounds && !g_stop; ++round) {
                 for (int i = 0; i < opts->iterations && !g_stop; ++i)
                     each_rotated(
                         i, [&](Runtime& rt) { bench.lifecycle(rt, fmt::format("bench-{}-{}-{}", rt.name, round, i)); });
+                for (int i = 0; i < opts->iterations && !g_stop; ++i)
+                    each_rotated(i, [&](Runtime& rt) {
+                        bench.limited(rt, fmt::format("bench-lim-{}-{}-{}", rt.name, round, i));
+                    });
+                for (int i = 0; i < opts->iterations && !g_stop; ++i)
+                    each_rotated(i, [&](Runtime& rt) { bench.exec(rt); });
                 for (int i = 0; i < opts->iterations && !g_stop; ++i) {
                     each_rotated(
                         i, [&](Runtime& rt) { bench.run(rt, fmt::format("bench-run-{}-{}-{}", rt.name, round, i)); });
