@@ -3,9 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <ctime>
-
 #include <nlohmann/json.hpp>
+
+#include "common/time.hpp"
 
 namespace berth::log {
 namespace {
@@ -24,16 +24,6 @@ const char* level_name(Level l) {
     return "info";
 }
 
-std::string timestamp() {
-    struct timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm{};
-    gmtime_r(&ts.tv_sec, &tm);
-    char buf[64];
-    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, sizeof buf - n, ".%09ldZ", ts.tv_nsec);
-    return buf;
-}
 
 }  // namespace
 
@@ -52,14 +42,14 @@ int fd() { return g_fd; }
 void write(Level level, std::string_view msg) {
     std::string line;
     if (g_format == Format::json) {
-        nlohmann::json j = {{"level", level_name(level)}, {"msg", msg}, {"time", timestamp()}};
+        nlohmann::json j = {{"level", level_name(level)}, {"msg", msg}, {"time", now_rfc3339_nano()}};
         line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         line += '\n';
     } else if (g_fd == STDERR_FILENO && level == Level::error) {
         // What a person sees on a terminal: runc prints plain "msg" on errors.
         line = fmt::format("berth: {}\n", msg);
     } else {
-        line = fmt::format("time=\"{}\" level={} msg=\"{}\"\n", timestamp(), level_name(level), msg);
+        line = fmt::format("time=\"{}\" level={} msg=\"{}\"\n", now_rfc3339_nano(), level_name(level), msg);
     }
     ssize_t ignored = ::write(g_fd, line.data(), line.size());
     (void)ignored;

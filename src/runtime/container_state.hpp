@@ -53,7 +53,4 @@ Status current_status(const std::string& root, const ContainerState& st);
 // (rootfs, created, owner) that containerd's and podman's runc clients read.
 std::string state_json(const ContainerState& st, std::string_view status);
 
-// RFC 3339 UTC timestamp with nanoseconds, for `created`.
-std::string now_rfc3339();
-
 }  // namespace berth::runtime

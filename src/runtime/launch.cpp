@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/time.hpp"
 #include "common/log.hpp"
 #include "linux/namespaces.hpp"
 #include "linux/seccomp.hpp"
@@ -201,7 +202,7 @@ Result<Launched> launch_container(const GlobalOptions& g, const CreateOptions& o
     st.annotations = cfg.annotations;
     st.hooks = cfg.hooks;
     st.owner_uid = ::getuid();
-    st.created = now_rfc3339();
+    st.created = now_rfc3339_nano();
 
     BERTH_TRY(mkdir_all(g.root, 0700));
     std::string dir = container_dir(g.root, o.id);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/time.hpp"
 #include "runtime/container_state.hpp"
 #include "runtime/init.hpp"
 #include "runtime/runtime.hpp"
@@ -57,7 +58,7 @@ TEST_F(StateStore, SaveLoadRoundTrip) {
     st.rootfs = "/b/rootfs";
     st.pid = getpid();
     st.pid_start_time = 12345;
-    st.created = now_rfc3339();
+    st.created = now_rfc3339_nano();
     st.annotations = {{"k", "v"}};
     st.hooks.poststop.push_back({"/bin/true", {"true", "x"}, {"A=1"}, 5});
     st.cgroup_paths = {{"memory", "/sys/fs/cgroup/memory/x"}};
