@@ -92,11 +92,15 @@ TEST_F(Lifecycle, CreateStartKillDelete) {
 
 TEST_F(Lifecycle, KillBySignalNameAndNumber) {
     // The container reports the signal it received through its exit status.
-    write_config(base_config({"sh", "-c", "trap 'exit 42' USR1; while true; do sleep 0.05; done"}));
+    // As pid 1 of its namespace the shell ignores USR1 until its trap is set: it says when by creating a file.
+    write_config(base_config({"sh", "-c", "trap 'exit 42' USR1; touch /tmp/trapped; while true; do sleep 0.05; done"}));
     std::string id = next_id();
+    std::string trapped = rootfs_ + "/tmp/trapped";
     ASSERT_EQ(berth({"create", "--bundle", bundle_, id}).exit_code, 0);
     ASSERT_EQ(berth({"start", id}).exit_code, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (int i = 0; i < 400 && access(trapped.c_str(), F_OK) != 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    ASSERT_EQ(access(trapped.c_str(), F_OK), 0) << "the container never set its trap";
     auto k = berth({"kill", id, "SIGUSR1"});
     ASSERT_EQ(k.exit_code, 0) << k.err;
     EXPECT_TRUE(wait_status(id, "stopped"));
