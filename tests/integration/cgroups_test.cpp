@@ -187,6 +187,21 @@ TEST_F(Cgroups, ExecJoinsTheContainersCgroups) {
     EXPECT_NE(std::find(pids.begin(), pids.end(), pid), pids.end());
 }
 
+TEST_F(Cgroups, CgroupNamespaceIsRootedAtTheContainersCgroup) {
+    json cfg = config({"cat", "/proc/self/cgroup"});
+    cfg["linux"]["namespaces"].push_back({{"type", "cgroup"}});
+    auto r = run_config(cfg);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // Init unshared its cgroup namespace once inside its cgroups: each managed hierarchy shows "/".
+    if (layout_.v1.contains("memory")) {
+        EXPECT_NE(r.out.find(":memory:/\n"), std::string::npos) << r.out;
+    }
+    if (!layout_.unified.empty()) {
+        EXPECT_NE(r.out.find("0::/\n"), std::string::npos) << r.out;
+    }
+    EXPECT_EQ(r.out.find(cg_), std::string::npos) << r.out;
+}
+
 TEST_F(Cgroups, PauseFreezesAndResumeThaws) {
     // A busy loop appending to a file: its size is the progress made.
     auto [id, pid] = start(config({"sh", "-c", "while true; do echo x >> /tmp/count; done"}));

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -226,6 +227,43 @@ TEST_F(FakeV2, FreezeThawPidsAndStats) {
     EXPECT_EQ(j["blkio"]["ioServiceBytesRecursive"][1]["op"], "Write");
     EXPECT_EQ(j["blkio"]["ioServiceBytesRecursive"][1]["value"], 20);
     EXPECT_EQ(j["hugetlb"]["2MB"]["max"], 4194304);
+}
+
+TEST_F(FakeV2, OomNotifierWatchesMemoryEvents) {
+    auto m = CgroupManager::create(layout_, "/berth/c1", nullptr);
+    ASSERT_TRUE(m);
+    file("u/berth/c1/memory.events", "oom 0\noom_kill 0\n");
+    auto fd = m->oom_notifier();
+    ASSERT_TRUE(fd) << fd.error().message();
+    struct pollfd p = {fd->get(), POLLIN, 0};
+    EXPECT_EQ(poll(&p, 1, 0), 0);
+    file("u/berth/c1/memory.events", "oom 1\noom_kill 1\n");
+    EXPECT_EQ(poll(&p, 1, 0), 1);
+    EXPECT_EQ(m->oom_kill_count(), 1U);
+}
+
+// A hybrid host: v1 memory, and a unified tree offering only hugetlb. Memory goes to v1, hugetlb to v2, and a
+// controller neither offers is an error naming the field.
+TEST_F(FakeTree, HybridUsesEachControllerWhereItIs) {
+    file("memory/berth/c1/memory.limit_in_bytes");
+    file("u/cgroup.controllers", "hugetlb");
+    file("u/cgroup.subtree_control");
+    file("u/berth/cgroup.controllers", "hugetlb");
+    file("u/berth/cgroup.subtree_control");
+    file("u/berth/c1/cgroup.controllers", "hugetlb");
+    file("u/berth/c1/hugetlb.2MB.max");
+    CgroupLayout layout{Mode::hybrid, {{"memory", path_join(root_, "memory")}}, path_join(root_, "u")};
+    spec::Resources r{.memory = spec::Memory{.limit = 1 << 20}, .hugepage_limits = {{"2MB", 2 << 20}}};
+    auto m = CgroupManager::create(layout, "/berth/c1", &r);
+    ASSERT_TRUE(m) << m.error().message();
+    EXPECT_EQ(text("memory/berth/c1/memory.limit_in_bytes"), std::to_string(1 << 20));
+    EXPECT_EQ(text("u/berth/c1/hugetlb.2MB.max"), std::to_string(2 << 20));
+    EXPECT_EQ(text("u/cgroup.subtree_control"), "+hugetlb");
+    EXPECT_EQ(m->paths().size(), 2U);
+    auto res = m->apply({.pids = spec::Pids{.limit = 3}});
+    ASSERT_FALSE(res);
+    EXPECT_NE(res.error().message().find("linux.resources.pids.limit: the pids controller"), std::string::npos)
+        << res.error().message();
 }
 
 class FakeV1 : public FakeTree {
