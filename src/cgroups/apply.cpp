@@ -176,7 +176,15 @@ struct Apply {
                     BERTH_TRY(write(d, "memory.memsw.limit_in_bytes", swap_v, "linux.resources.memory.swap"));
                 }
             } else if (limit) {
-                BERTH_TRY(write(d, "memory.limit_in_bytes", limit_v, "linux.resources.memory.limit"));
+                auto r = write(d, "memory.limit_in_bytes", limit_v, "linux.resources.memory.limit");
+                if (!r && r.error().code() == EINVAL) {
+                    // The kernel keeps the memory limit at or below the memory+swap limit.
+                    if (auto memsw = read(d, "memory.memsw.limit_in_bytes"))
+                        return std::unexpected(Error(EINVAL, fmt::format("{} (the memory+swap limit is {}: set "
+                                                                         "memory.swap too)",
+                                                                         r.error().message(), *memsw)));
+                }
+                BERTH_TRY(r);
             } else if (swap) {
                 BERTH_TRY(write(d, "memory.memsw.limit_in_bytes", swap_v, "linux.resources.memory.swap"));
             }

@@ -82,7 +82,7 @@ struct Stats {
         uint64_t value = 0;
     };
     struct Hugetlb {
-        uint64_t usage = 0, max = 0, failcnt = 0;
+        uint64_t usage = 0, max = 0, failcnt = 0;  // max: peak usage (v1 only)
     };
     std::optional<Memory> memory;
     std::optional<Cpu> cpu;

@@ -159,7 +159,7 @@ Result<Stats> CgroupManager::stats() const {
             Stats::Hugetlb h;
             h.usage = read_u64(t->dir, name);
             if (t->v2) {
-                h.max = read_u64(t->dir, "hugetlb." + size + ".max");
+                // runc's "max" is the peak usage, which v2 does not record.
                 h.failcnt = read_kv(t->dir, "hugetlb." + size + ".events")["max"];
             } else {
                 h.max = read_u64(t->dir, "hugetlb." + size + ".max_usage_in_bytes");

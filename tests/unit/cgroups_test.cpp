@@ -209,8 +209,8 @@ TEST_F(FakeV2, FreezeThawPidsAndStats) {
     file("u/berth/c1/pids.current", "2\n");
     file("u/berth/c1/pids.max", "max\n");
     file("u/berth/c1/io.stat", "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n");
-    file("u/berth/c1/hugetlb.2MB.current", "0\n");
-    file("u/berth/c1/hugetlb.2MB.max", "4194304\n");
+    file("u/berth/c1/hugetlb.2MB.current", "4194304\n");
+    file("u/berth/c1/hugetlb.2MB.events", "max 3\n");
     EXPECT_EQ(m->oom_kill_count(), 1U);
     auto s = m->stats();
     ASSERT_TRUE(s);
@@ -226,7 +226,8 @@ TEST_F(FakeV2, FreezeThawPidsAndStats) {
     EXPECT_EQ(j["pids"]["current"], 2);
     EXPECT_EQ(j["blkio"]["ioServiceBytesRecursive"][1]["op"], "Write");
     EXPECT_EQ(j["blkio"]["ioServiceBytesRecursive"][1]["value"], 20);
-    EXPECT_EQ(j["hugetlb"]["2MB"]["max"], 4194304);
+    EXPECT_EQ(j["hugetlb"]["2MB"]["usage"], 4194304);
+    EXPECT_EQ(j["hugetlb"]["2MB"]["failcnt"], 3);
 }
 
 TEST_F(FakeV2, OomNotifierWatchesMemoryEvents) {
