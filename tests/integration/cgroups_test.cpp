@@ -202,6 +202,24 @@ TEST_F(Cgroups, CgroupNamespaceIsRootedAtTheContainersCgroup) {
     EXPECT_EQ(r.out.find(cg_), std::string::npos) << r.out;
 }
 
+TEST_F(Cgroups, DeviceRulesAreEnforced) {
+    if (!layout_.v1.contains("devices") && layout_.unified.empty()) GTEST_SKIP() << "no device controller";
+    // Everything denied, then c 1:11 (kmsg) allowed for mknod only: the node can be made but not opened; the
+    // default devices (/dev/zero) stay usable.
+    json cfg = config({"sh", "-c",
+                       "mknod /tmp/kmsg c 1 11 && echo made; head -c 1 /tmp/kmsg > /dev/null && echo opened; "
+                       "head -c 1 /dev/zero > /dev/null && echo zero-ok; mknod /tmp/mem c 1 1 && echo mem"},
+                      {{"devices",
+                        {{{"allow", false}, {"access", "rwm"}},
+                         {{"allow", true}, {"type", "c"}, {"major", 1}, {"minor", 11}, {"access", "m"}}}}});
+    cfg["process"]["capabilities"] = {{"bounding", {"CAP_MKNOD", "CAP_DAC_OVERRIDE"}},
+                                      {"effective", {"CAP_MKNOD", "CAP_DAC_OVERRIDE"}},
+                                      {"permitted", {"CAP_MKNOD", "CAP_DAC_OVERRIDE"}}};
+    auto r = run_config(cfg);
+    EXPECT_EQ(r.out, "made\nzero-ok\n") << r.err;
+    EXPECT_NE(r.err.find("Operation not permitted"), std::string::npos) << r.err;
+}
+
 TEST_F(Cgroups, PauseFreezesAndResumeThaws) {
     // A busy loop appending to a file: its size is the progress made.
     auto [id, pid] = start(config({"sh", "-c", "while true; do echo x >> /tmp/count; done"}));
