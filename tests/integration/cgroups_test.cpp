@@ -264,6 +264,20 @@ TEST_F(Cgroups, PauseFreezesAndResumeThaws) {
     for (const auto& dir : dirs()) EXPECT_FALSE(path_exists(dir)) << dir;
 }
 
+TEST_F(Cgroups, ACreatedContainerCanBePausedAndResumed) {
+    write_config(config({"sleep", "600"}));
+    std::string id = next_id();
+    ASSERT_EQ(berth({"create", "--bundle", bundle_, id}).exit_code, 0);
+    ASSERT_EQ(berth({"pause", id}).exit_code, 0);
+    EXPECT_EQ(status(id), "paused");
+    EXPECT_NE(berth({"start", id}).exit_code, 0);
+    ASSERT_EQ(berth({"resume", id}).exit_code, 0);
+    EXPECT_EQ(status(id), "created");
+    auto r = berth({"start", id});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(status(id), "running");
+}
+
 TEST_F(Cgroups, UpdateChangesLiveLimits) {
     if (!layout_.v1.contains("memory") || !layout_.v1.contains("pids") || !layout_.v1.contains("cpu"))
         GTEST_SKIP() << "needs v1 memory, pids and cpu";
