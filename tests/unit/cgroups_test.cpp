@@ -350,6 +350,71 @@ TEST_F(FakeV1, FailedCreateRemovesWhatItMade) {
     EXPECT_TRUE(exists("pids/berth/new/c4"));
 }
 
+TEST_F(FakeV1, NetworkBfqWeightsAndMemoryOrder) {
+    layout_.v1["net_cls"] = path_join(root_, "net");
+    layout_.v1["net_prio"] = path_join(root_, "net");
+    file("net/berth/c1/net_cls.classid");
+    file("net/berth/c1/net_prio.ifpriomap");
+    file("blkio/berth/c1/blkio.bfq.weight");
+    file("blkio/berth/c1/blkio.bfq.weight_device");
+    file("memory/berth/c1/memory.limit_in_bytes", "1048576\n");
+    spec::Resources r;
+    r.network = spec::Network{.class_id = 0x100001, .priorities = {{"eth0", 5}}};
+    r.block_io = spec::BlockIo{.weight = 300, .weight_device = {{.major = 8, .minor = 0, .weight = 400}}};
+    r.memory = spec::Memory{.limit = 4 << 20, .swap = 8 << 20};
+    auto m = CgroupManager::create(layout_, "/berth/c1", &r);
+    ASSERT_TRUE(m) << m.error().message();
+    EXPECT_EQ(text("net/berth/c1/net_cls.classid"), std::to_string(0x100001));
+    EXPECT_EQ(text("net/berth/c1/net_prio.ifpriomap"), "eth0 5");
+    // Kernels without CFQ offer only the bfq weight files: used with blkio's range unchanged.
+    EXPECT_EQ(text("blkio/berth/c1/blkio.bfq.weight"), "300");
+    EXPECT_EQ(text("blkio/berth/c1/blkio.bfq.weight_device"), "8:0 400");
+    EXPECT_EQ(text("memory/berth/c1/memory.limit_in_bytes"), std::to_string(4 << 20));
+    EXPECT_EQ(text("memory/berth/c1/memory.memsw.limit_in_bytes"), std::to_string(8 << 20));
+    // Not mounted: rdma is an error naming the field.
+    auto res = m->apply({.rdma = {{"mlx4_0", spec::Rdma{.hca_handles = 1}}}});
+    ASSERT_FALSE(res);
+    EXPECT_NE(res.error().message().find("linux.resources.rdma: the rdma controller"), std::string::npos)
+        << res.error().message();
+}
+
+TEST_F(FakeV1, StatsFromV1Files) {
+    auto m = CgroupManager::create(layout_, "/berth/c1", nullptr);
+    ASSERT_TRUE(m);
+    file("memory/berth/c1/memory.usage_in_bytes", "8192\n");
+    file("memory/berth/c1/memory.limit_in_bytes", "1048576\n");
+    file("memory/berth/c1/memory.max_usage_in_bytes", "9000\n");
+    file("memory/berth/c1/memory.failcnt", "4\n");
+    file("memory/berth/c1/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
+    file("memory/berth/c1/memory.stat", "cache 10\nrss 20\n");
+    file("cpu/berth/c1/cpuacct.usage", "5000\n");
+    file("cpu/berth/c1/cpuacct.usage_percpu", "3000 2000 \n");
+    file("cpu/berth/c1/cpuacct.stat", "user 3\nsystem 1\n");
+    file("cpu/berth/c1/cpu.stat", "nr_periods 10\nnr_throttled 2\nthrottled_time 777\n");
+    file("pids/berth/c1/pids.current", "3\n");
+    file("pids/berth/c1/pids.max", "max\n");
+    file("blkio/berth/c1/blkio.throttle.io_service_bytes", "8:0 Read 100\n8:0 Write 200\nTotal 300\n");
+    EXPECT_EQ(m->oom_kill_count(), 2U);
+    auto s = m->stats();
+    ASSERT_TRUE(s);
+    auto j = nlohmann::json::parse(stats_json(*s));
+    EXPECT_EQ(j["memory"]["usage"]["usage"], 8192);
+    EXPECT_EQ(j["memory"]["usage"]["limit"], 1048576);
+    EXPECT_EQ(j["memory"]["usage"]["max"], 9000);
+    EXPECT_EQ(j["memory"]["usage"]["failcnt"], 4);
+    EXPECT_EQ(j["memory"]["oomKill"], 2);
+    EXPECT_EQ(j["memory"]["raw"]["rss"], 20);
+    EXPECT_EQ(j["cpu"]["usage"]["total"], 5000);
+    EXPECT_EQ(j["cpu"]["usage"]["percpu"], nlohmann::json({3000, 2000}));
+    uint64_t tick_ns = 1000000000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
+    EXPECT_EQ(j["cpu"]["usage"]["user"], 3 * tick_ns);
+    EXPECT_EQ(j["cpu"]["throttling"]["throttledTime"], 777);
+    EXPECT_EQ(j["pids"]["current"], 3);
+    EXPECT_EQ(j["pids"]["limit"], 0);
+    ASSERT_EQ(j["blkio"]["ioServiceBytesRecursive"].size(), 2U);
+    EXPECT_EQ(j["blkio"]["ioServiceBytesRecursive"][0]["value"], 100);
+}
+
 TEST(CgroupValidate, BadValuesNameTheField) {
     auto msg = [](spec::Resources r) {
         auto v = validate_resources(r);
