@@ -185,6 +185,14 @@ TEST_F(Cgroups, ExecJoinsTheContainersCgroups) {
     auto pids = json::parse(js.out).get<std::vector<int>>();
     EXPECT_EQ(pids.size(), 2U);
     EXPECT_NE(std::find(pids.begin(), pids.end(), pid), pids.end());
+
+    // kill --all reaches the exec'd process through the cgroup too.
+    int exec_pid = std::stoi(read_text(pidfile));
+    ASSERT_EQ(berth({"kill", "--all", id, "KILL"}).exit_code, 0);
+    for (int i = 0; i < 1000 && (kill(exec_pid, 0) == 0 || status(id) != "stopped"); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(status(id), "stopped");
+    EXPECT_NE(kill(exec_pid, 0), 0);
 }
 
 TEST_F(Cgroups, CgroupNamespaceIsRootedAtTheContainersCgroup) {
