@@ -152,7 +152,6 @@ Result<std::vector<std::string>> list_container_ids(const std::string& root) {
 
 Status current_status(const std::string& root, const ContainerState& st) {
     if (!sys::process_alive(st.pid, st.pid_start_time)) return Status::stopped;
-    if (path_exists(exec_fifo_path(root, st.id))) return Status::created;
     auto freezer = st.cgroup_paths.find("freezer");
     if (freezer != st.cgroup_paths.end()) {
         auto s = read_file(path_join(freezer->second, "freezer.state"));
@@ -163,6 +162,8 @@ Status current_status(const std::string& root, const ContainerState& st) {
         auto s = read_file(path_join(unified->second, "cgroup.freeze"));
         if (s && s->starts_with("1")) return Status::paused;
     }
+    // A created container can be paused too (runc allows it): frozen wins over the fifo.
+    if (path_exists(exec_fifo_path(root, st.id))) return Status::created;
     return Status::running;
 }
 

@@ -45,8 +45,8 @@ std::string exec_fifo_path(const std::string& root, const std::string& id);
 // Ids of every container under `root`, sorted.
 [[nodiscard]] Result<std::vector<std::string>> list_container_ids(const std::string& root);
 
-// Status from what is really there: a dead (or reused) pid is stopped, a remaining exec fifo means created,
-// a frozen cgroup means paused, else running.
+// Status from what is really there: a dead (or reused) pid is stopped, a frozen cgroup means paused, a remaining
+// exec fifo means created, else running.
 Status current_status(const std::string& root, const ContainerState& st);
 
 // The runtime-spec state JSON (ociVersion, id, status, pid, bundle, annotations) plus runc's extra keys

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "cgroups/cgroups.hpp"
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "linux/namespaces.hpp"
@@ -227,6 +228,11 @@ Result<int> exec_in_container(const GlobalOptions& g, const ExecOptions& o) {
         }
     } reaper{child};
 
+    // The process joins every cgroup of the container (each v1 hierarchy and the unified one) before it runs
+    // anything of its own: it waits for `go`.
+    if (!st.cgroup_paths.empty())
+        BERTH_TRY_CTX(cgroups::CgroupManager::load(st.cgroup_paths).add_process(child), "exec in container \"{}\"",
+                      o.id);
     BERTH_TRY(sync_send(parent_sock.get(), SyncType::go));
     UniqueFd master;
     for (bool ready = false; !ready;) {

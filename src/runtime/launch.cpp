@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cgroups/cgroups.hpp"
 #include "common/fs.hpp"
 #include "common/time.hpp"
 #include "common/log.hpp"
@@ -148,6 +149,25 @@ Result<NamespacePlan> plan_namespaces(const spec::Config& cfg) {
     return plan;
 }
 
+// The container's cgroups (linux.cgroupsPath, linux.resources). Without root and without resources to apply, a
+// cgroup that cannot be made is no error: the container then stays in the caller's cgroups (rootless use).
+Result<std::optional<cgroups::CgroupManager>> make_cgroups(const spec::Config& cfg, const std::string& id) {
+    BERTH_ASSIGN(cgroups::CgroupLayout layout, cgroups::detect_layout());
+    BERTH_ASSIGN(std::string path, cgroups::resolve_cgroup_path(cfg.linux->cgroups_path, id));
+    const spec::Resources* res = cfg.linux->resources ? &*cfg.linux->resources : nullptr;
+    if (res) BERTH_TRY(cgroups::validate_resources(*res));
+    auto made = cgroups::CgroupManager::create(layout, path, res);
+    if (!made) {
+        int err = made.error().code();
+        if (::geteuid() != 0 && !res && (err == EACCES || err == EPERM || err == EROFS)) {
+            log::debug("container \"{}\": running without own cgroups: {}", id, made.error().message());
+            return std::optional<cgroups::CgroupManager>();
+        }
+        return std::unexpected(std::move(made).error().wrap(fmt::format("cgroup {} of container \"{}\"", path, id)));
+    }
+    return std::optional<cgroups::CgroupManager>(std::move(*made));
+}
+
 Result<void> write_maps(pid_t pid, const spec::Config& cfg) {
     BERTH_TRY(sys::write_id_map(pid, "uid_map", cfg.linux->uid_mappings));
     BERTH_TRY(sys::write_id_map(pid, "gid_map", cfg.linux->gid_mappings));
@@ -210,6 +230,8 @@ Result<Launched> launch_container(const GlobalOptions& g, const CreateOptions& o
         if (errno == EEXIST) return fail_errno(EEXIST, "container \"{}\" already exists", o.id);
         return fail_sys("mkdir {}", dir);
     }
+    // Declared before the guard, so destroyed after it: init is dead by the time its cgroups are removed.
+    std::optional<cgroups::CgroupManager> cgroup;
     CreateGuard guard(dir);
     // `exec` starts from the container's own process settings, as runc does: keep the config as created.
     BERTH_TRY(write_file(path_join(dir, "config.json"), config_text, 0600));
@@ -234,6 +256,9 @@ Result<Launched> launch_container(const GlobalOptions& g, const CreateOptions& o
     if (cfg.linux->seccomp) {
         BERTH_ASSIGN(seccomp, sys::compile_seccomp(*cfg.linux->seccomp));
     }
+
+    // The cgroups exist, with every limit applied, before init runs anything; init joins them before `go`.
+    BERTH_ASSIGN(cgroup, make_cgroups(cfg, o.id));
 
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return fail_sys("socketpair");
@@ -278,6 +303,7 @@ Result<Launched> launch_container(const GlobalOptions& g, const CreateOptions& o
     pid_t init_pid = child;
     out.init_is_child = true;
     if (plan.maps_before_go) BERTH_TRY_CTX(write_maps(child, cfg), "user namespace of container \"{}\"", o.id);
+    if (cgroup) BERTH_TRY_CTX(cgroup->add_process(child), "container \"{}\"", o.id);
     BERTH_TRY(sync_send(parent_sock.get(), SyncType::go));
 
     for (;;) {
@@ -341,10 +367,12 @@ ready:
     for (const auto& ns : cfg.linux->namespaces)
         st.namespace_paths[std::string(spec::to_string(ns.type))] =
             fmt::format("/proc/{}/ns/{}", init_pid, sys::proc_ns_name(ns.type));
+    if (cgroup) st.cgroup_paths = cgroup->paths();
     BERTH_TRY(save_state(g.root, st));
     if (!o.pid_file.empty()) BERTH_TRY(write_pid_file(o.pid_file, init_pid));
     if (mode == LaunchMode::foreground) out.sync = std::move(parent_sock);
     guard.commit();
+    if (cgroup) cgroup->commit();
     return out;
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "cgroups/cgroups.hpp"
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "linux/namespaces.hpp"
@@ -126,6 +127,10 @@ Result<void> kill_container(const GlobalOptions& g, const std::string& id, int s
 }
 
 Result<void> destroy_stopped(const GlobalOptions& g, const ContainerState& st) {
+    // Whatever is left in the container's cgroups belongs to it (processes of a container without its own pid
+    // namespace can outlive init): killed, then the directories go. A failure keeps the state for another try.
+    if (!st.cgroup_paths.empty())
+        BERTH_TRY_CTX(cgroups::CgroupManager::load(st.cgroup_paths).destroy(true), "delete container \"{}\"", st.id);
     if (!st.hooks.poststop.empty()) {
         if (auto r = run_hooks(st.hooks.poststop, state_json(st, "stopped"), "poststop"); !r)
             log::warn("container \"{}\": {}", st.id, r.error().message());
@@ -151,6 +156,10 @@ Result<void> delete_container(const GlobalOptions& g, const std::string& id, boo
         if (pidfd) {
             for (pid_t p : container_pids(st)) ::kill(p, SIGKILL);
             syscall(SYS_pidfd_send_signal, pidfd->get(), SIGKILL, nullptr, 0);
+            // Frozen tasks only die once thawed.
+            if (status == Status::paused)
+                if (auto r = cgroups::CgroupManager::load(st.cgroup_paths).thaw(); !r)
+                    log::warn("container \"{}\": {}", id, r.error().message());
             if (!wait_pidfd(pidfd->get(), 10000))
                 return fail("container \"{}\": init (pid {}) did not exit after SIGKILL", id, st.pid);
         }

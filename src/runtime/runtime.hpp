@@ -9,10 +9,12 @@
 
 #include <cstdint>
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "common/error.hpp"
+#include "spec/config.hpp"
 
 namespace berth::runtime {
 
@@ -79,6 +81,19 @@ struct ExecOptions {
 // Runs a new process in a running container: every namespace of the container joined, its settings inherited
 // from the container's process unless overridden. Foreground: the process's exit code; detached: 0.
 [[nodiscard]] Result<int> exec_in_container(const GlobalOptions& g, const ExecOptions& o);
+
+// Freezes every process of a running container (status becomes paused) / thaws a paused one.
+[[nodiscard]] Result<void> pause_container(const GlobalOptions& g, const std::string& id);
+[[nodiscard]] Result<void> resume_container(const GlobalOptions& g, const std::string& id);
+// Applies new resource limits to a container that is not stopped. Devices cannot be changed this way.
+[[nodiscard]] Result<void> update_container(const GlobalOptions& g, const std::string& id, const spec::Resources& r);
+// Pids (host view) of every process in the container's cgroup.
+[[nodiscard]] Result<std::vector<pid_t>> container_processes(const GlobalOptions& g, const std::string& id);
+// runc's `events` stream: with `stats_once`, one {"type":"stats","id":...,"data":{...}} line; otherwise a stats
+// line every `interval_ms` and an {"type":"oom","id":...} line for each OOM of the container's memory cgroup,
+// until the container stops. `emit` gets each line without its newline.
+[[nodiscard]] Result<void> container_events(const GlobalOptions& g, const std::string& id, bool stats_once,
+                                            int interval_ms, const std::function<void(const std::string&)>& emit);
 
 // Signal names as runc takes them: "KILL", "SIGKILL", "9".
 [[nodiscard]] Result<int> parse_signal(std::string_view s);

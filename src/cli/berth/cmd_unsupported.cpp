@@ -5,11 +5,6 @@ namespace berth::cli {
 
 std::vector<Command> unsupported_commands() {
     static const char* names[][2] = {
-        {"ps", "list the processes of a container"},
-        {"pause", "freeze every process of a container"},
-        {"resume", "thaw a paused container"},
-        {"update", "change a container's resource limits"},
-        {"events", "stream a container's events and stats"},
         {"features", "print the features berth supports"},
         {"checkpoint", "checkpoint a running container"},
         {"restore", "restore a container from a checkpoint"},

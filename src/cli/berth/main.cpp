@@ -29,7 +29,9 @@ const std::vector<FlagSpec>& global_flags() {
 
 std::vector<Command> all_commands() {
     std::vector<Command> cmds = {create_command(), start_command(), state_command(), kill_command(),
-                                 delete_command(), run_command(),   list_command(),  spec_command(), exec_command()};
+                                 delete_command(), run_command(),   list_command(),  spec_command(), exec_command(),
+                                 pause_command(),  resume_command(), update_command(), events_command(),
+                                 ps_command()};
     for (auto& c : unsupported_commands()) cmds.push_back(std::move(c));
     return cmds;
 }
