@@ -10,7 +10,6 @@ std::vector<Command> unsupported_commands() {
         {"resume", "thaw a paused container"},
         {"update", "change a container's resource limits"},
         {"events", "stream a container's events and stats"},
-        {"features", "print the features berth supports"},
         {"checkpoint", "checkpoint a running container"},
         {"restore", "restore a container from a checkpoint"},
     };

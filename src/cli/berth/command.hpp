@@ -34,6 +34,7 @@ const Command& run_command();
 const Command& list_command();
 const Command& spec_command();
 const Command& exec_command();
+const Command& features_command();
 // Commands of runc's command line that berth does not implement yet: each exits 1 with "not supported".
 std::vector<Command> unsupported_commands();
 
