@@ -233,6 +233,35 @@ TEST_F(Security, SeccompKillProcessKillsTheContainer) {
     EXPECT_NE(access((rootfs_ + "/tmp/x").c_str(), F_OK), 0);
 }
 
+TEST_F(Security, SeccompEveryActionInARealContainer) {
+    // What `mkdir` (a child of sh) sees under each action; SIGSYS is 31, so a killed child reports 159.
+    const std::pair<const char*, const char*> cases[] = {
+        {"SCMP_ACT_KILL", "rc=159"}, {"SCMP_ACT_KILL_THREAD", "rc=159"}, {"SCMP_ACT_KILL_PROCESS", "rc=159"},
+        {"SCMP_ACT_TRAP", "rc=159"}, {"SCMP_ACT_ERRNO", "rc=1"},         {"SCMP_ACT_TRACE", "rc=1"},
+        {"SCMP_ACT_LOG", "rc=0"},    {"SCMP_ACT_ALLOW", "rc=0"},
+    };
+    for (const auto& [action, want] : cases) {
+        json cfg =
+            base_config({"sh", "-c", "mkdir /tmp/made 2>/dev/null; echo rc=$?; rmdir /tmp/made 2>/dev/null; true"});
+        std::string act = action;
+        // ALLOW as a rule needs another default to mean anything.
+        cfg["linux"]["seccomp"] = {{"defaultAction", act == "SCMP_ACT_ALLOW" ? "SCMP_ACT_LOG" : "SCMP_ACT_ALLOW"},
+                                   {"syscalls", {seccomp_rule({"mkdir", "mkdirat"}, act)}}};
+        auto r = run_config(cfg);
+        EXPECT_EQ(r.exit_code, 0) << action << ": " << r.err;
+        EXPECT_EQ(r.out, std::string(want) + "\n") << action;
+    }
+}
+
+TEST_F(Security, SeccompListenerPathThatNobodyServes) {
+    json cfg = base_config({"true"});
+    std::string sock = dir_ + "/nobody.sock";
+    cfg["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                               {"listenerPath", sock},
+                               {"syscalls", {seccomp_rule({"mkdir"}, "SCMP_ACT_NOTIFY")}}};
+    expect_create_fails(cfg, sock);
+}
+
 // A seccomp agent: accepts one connection on `path`, receives the notify fd and the container process state, then
 // answers every notification with -ENOSPC until the filter goes away.
 struct Agent {
