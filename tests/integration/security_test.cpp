@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -253,6 +254,43 @@ TEST_F(Security, SeccompEveryActionInARealContainer) {
     }
 }
 
+TEST_F(Security, SeccompPodmanDefaultProfile) {
+    // containers-common's profile in OCI form, resolved the way podman does for an x86_64 container that keeps
+    // all capabilities (base_config sets none, so berth leaves them): rules included for amd64 or by kernel version
+    // apply; rules that need a capability it has, or that are excluded for it, do not.
+    std::string text = read_text("/usr/share/containers/seccomp.json");
+    if (text.empty()) GTEST_SKIP() << "no /usr/share/containers/seccomp.json on this host";
+    json profile = json::parse(text);
+    json oci = {{"defaultAction", profile["defaultAction"]},
+                {"architectures", {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}},
+                {"syscalls", json::array()}};
+    if (profile.contains("defaultErrnoRet")) oci["defaultErrnoRet"] = profile["defaultErrnoRet"];
+    for (const auto& rule : profile["syscalls"]) {
+        json inc = rule.value("includes", json::object()), exc = rule.value("excludes", json::object());
+        if (inc.contains("caps") && !inc["caps"].empty()) continue;
+        if (inc.contains("arches") && !inc["arches"].empty() &&
+            std::find(inc["arches"].begin(), inc["arches"].end(), "amd64") == inc["arches"].end())
+            continue;
+        if (exc.contains("caps") && !exc["caps"].empty()) continue;
+        if (exc.contains("arches") &&
+            std::find(exc["arches"].begin(), exc["arches"].end(), "amd64") != exc["arches"].end())
+            continue;
+        json r = {{"names", rule["names"]}, {"action", rule["action"]}};
+        if (rule.contains("errnoRet")) r["errnoRet"] = rule["errnoRet"];
+        if (rule.contains("args") && !rule["args"].is_null()) r["args"] = rule["args"];
+        oci["syscalls"].push_back(r);
+    }
+    json cfg = base_config({"sh", "-c",
+                            "grep '^Seccomp:' /proc/self/status; mkdir /tmp/p && rmdir /tmp/p && echo fs-ok; "
+                            "swapoff /tmp 2>&1; true"});
+    cfg["linux"]["seccomp"] = oci;
+    auto r = run_config(cfg);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("Seccomp:\t2\nfs-ok\n"), std::string::npos) << r.out;
+    // swapoff is in the profile's EPERM list (errnoRet 1).
+    EXPECT_NE(r.out.find("Operation not permitted"), std::string::npos) << r.out;
+}
+
 TEST_F(Security, SeccompListenerPathThatNobodyServes) {
     json cfg = base_config({"true"});
     std::string sock = dir_ + "/nobody.sock";
@@ -348,36 +386,49 @@ struct Agent {
     }
 };
 
-TEST_F(Security, SeccompNotifySendsTheListenerToTheAgent) {
-    std::string sock = dir_ + "/agent.sock";
-    json cfg = base_config({"sh", "-c", "mkdir /tmp/notified 2>&1; echo rc=$?"});
-    cfg["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
-                               {"listenerPath", sock},
-                               {"listenerMetadata", "agent-metadata"},
-                               {"syscalls", {seccomp_rule({"mkdir", "mkdirat"}, "SCMP_ACT_NOTIFY")}}};
-    CommandResult r;
-    {
-        Agent agent(sock);
-        ASSERT_EQ(agent.error, "");
-        r = run_config(cfg);
-        agent.thread.join();
-        ASSERT_EQ(agent.error, "") << r.err;
-        EXPECT_EQ(r.exit_code, 0) << r.err;
-        // The agent's answer is what the container saw.
-        EXPECT_NE(r.out.find("No space left on device"), std::string::npos) << r.out;
-        EXPECT_NE(r.out.find("rc=1"), std::string::npos) << r.out;
-        EXPECT_GE(agent.answered, 1);
-        for (int nr : agent.syscalls) EXPECT_TRUE(nr == SYS_mkdir || nr == SYS_mkdirat) << nr;
-        ASSERT_TRUE(json::accept(agent.state_json)) << agent.state_json;
-        json st = json::parse(agent.state_json);
-        EXPECT_EQ(st["ociVersion"], "1.2.0");
-        EXPECT_EQ(st["fds"], json({"seccompFd"}));
-        EXPECT_GT(st["pid"].get<int>(), 0);
-        EXPECT_EQ(st["metadata"], "agent-metadata");
-        EXPECT_EQ(st["state"]["status"], "creating");
-        EXPECT_EQ(st["state"]["bundle"], bundle_);
+class SecurityNotify : public Security {
+protected:
+    void round_trip(const std::vector<std::string>& flags) {
+        std::string sock = dir_ + "/agent.sock";
+        json cfg = base_config({"sh", "-c", "mkdir /tmp/notified 2>&1; echo rc=$?"});
+        cfg["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                                   {"listenerPath", sock},
+                                   {"listenerMetadata", "agent-metadata"},
+                                   {"flags", flags},
+                                   {"syscalls", {seccomp_rule({"mkdir", "mkdirat"}, "SCMP_ACT_NOTIFY")}}};
+        CommandResult r;
+        {
+            Agent agent(sock);
+            ASSERT_EQ(agent.error, "");
+            r = run_config(cfg);
+            agent.thread.join();
+            ASSERT_EQ(agent.error, "") << r.err;
+            EXPECT_EQ(r.exit_code, 0) << r.err;
+            // The agent's answer is what the container saw.
+            EXPECT_NE(r.out.find("No space left on device"), std::string::npos) << r.out;
+            EXPECT_NE(r.out.find("rc=1"), std::string::npos) << r.out;
+            EXPECT_GE(agent.answered, 1);
+            for (int nr : agent.syscalls) EXPECT_TRUE(nr == SYS_mkdir || nr == SYS_mkdirat) << nr;
+            ASSERT_TRUE(json::accept(agent.state_json)) << agent.state_json;
+            json st = json::parse(agent.state_json);
+            EXPECT_EQ(st["ociVersion"], "1.2.0");
+            EXPECT_EQ(st["fds"], json({"seccompFd"}));
+            EXPECT_GT(st["pid"].get<int>(), 0);
+            EXPECT_EQ(st["metadata"], "agent-metadata");
+            EXPECT_EQ(st["state"]["status"], "creating");
+            EXPECT_EQ(st["state"]["bundle"], bundle_);
+        }
+        EXPECT_NE(access((rootfs_ + "/tmp/notified").c_str(), F_OK), 0);
     }
-    EXPECT_NE(access((rootfs_ + "/tmp/notified").c_str(), F_OK), 0);
+};
+
+TEST_F(SecurityNotify, SendsTheListenerToTheAgent) {
+    round_trip({});
+}
+
+// TSYNC next to a listener needs TSYNC_ESRCH, which berth adds.
+TEST_F(SecurityNotify, WithTsyncAndWaitKillableRecv) {
+    round_trip({"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"});
 }
 
 // ---- personality, I/O priority, scheduler, CPU affinity --------------------------------------------------------
