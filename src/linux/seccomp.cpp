@@ -190,6 +190,10 @@ Result<SeccompFilter> compile_seccomp(const spec::Seccomp& s) {
         return fail("{}.flags: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs a rule with SCMP_ACT_NOTIFY", base);
     }
     BERTH_ASSIGN(f.program_, export_program(ctx.get()));
+    // The kernel's limit for one classic BPF program (BPF_MAXINSNS); seccomp(2) would only say EINVAL.
+    if (f.program_.size() > BPF_MAXINSNS)
+        return fail("{}: the compiled filter has {} instructions; the kernel allows at most {}", base,
+                    f.program_.size(), BPF_MAXINSNS);
     return f;
 }
 

@@ -177,7 +177,13 @@ Result<int> exec_in_container(const GlobalOptions& g, const ExecOptions& o) {
     plan.process = &proc;
     plan.personality = cfg.linux && cfg.linux->personality ? &*cfg.linux->personality : nullptr;
     plan.field = o.process_file.empty() ? "process" : "";
-    BERTH_ASSIGN(plan.lsm, sys::resolve_lsm(proc, {}, plan.field));
+    {
+        auto lsm = sys::resolve_lsm(proc, {}, plan.field);
+        // Name the flag when the label came from it rather than from the config.
+        if (!lsm && !o.process_label.empty()) return std::unexpected(std::move(lsm).error().wrap("--process-label"));
+        if (!lsm) return std::unexpected(std::move(lsm).error());
+        plan.lsm = std::move(*lsm);
+    }
     plan.seccomp = seccomp ? &*seccomp : nullptr;
     plan.preserve_fds = o.preserve_fds;
     UniqueFd pidns;

@@ -558,7 +558,10 @@ TEST_F(Security, SelinuxLabelIsRefusedWithoutSelinux) {
     ASSERT_GT(pid, 0);
     auto r = berth({"exec", "--process-label", "system_u:system_r:container_t:s0", id, "true"});
     EXPECT_NE(r.exit_code, 0);
-    EXPECT_NE(r.err.find("SELinux is not enabled on this host"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("--process-label: process.selinuxLabel: SELinux label \"system_u:system_r:container_t:s0\" "
+                         "requested, but SELinux is not enabled on this host"),
+              std::string::npos)
+        << r.err;
 }
 
 TEST_F(Security, IntelRdtWithoutResctrl) {
