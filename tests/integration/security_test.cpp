@@ -4,6 +4,7 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -300,43 +301,45 @@ TEST_F(Security, SeccompListenerPathThatNobodyServes) {
     expect_create_fails(cfg, sock);
 }
 
-// A seccomp agent: accepts one connection on `path`, receives the notify fd and the container process state, then
-// answers every notification with -ENOSPC until the filter goes away.
+// A seccomp agent on `path`: accepts `connections` connections, each bringing a notify fd and the container
+// process state, and answers every notification with -ENOSPC. It ends once every connection came and every
+// filter went away, or when stop() is called.
 struct Agent {
     int listen_fd = -1;
+    int stop_fd = -1;
+    int connections = 1;
     std::thread thread;
-    std::string state_json;
+    std::vector<std::string> states;
     int answered = 0;
     std::vector<int> syscalls;
     std::string error;
 
-    explicit Agent(const std::string& path) {
+    explicit Agent(const std::string& path, int expected_connections = 1) : connections(expected_connections) {
         listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        stop_fd = ::eventfd(0, EFD_CLOEXEC);
         struct sockaddr_un addr {};
         addr.sun_family = AF_UNIX;
         std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-        if (::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || ::listen(listen_fd, 1) < 0)
+        if (::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || ::listen(listen_fd, 4) < 0)
             error = "bind/listen failed";
         thread = std::thread([this] { serve(); });
     }
     ~Agent() {
+        stop();
         if (thread.joinable()) thread.join();
         if (listen_fd >= 0) ::close(listen_fd);
+        if (stop_fd >= 0) ::close(stop_fd);
     }
-    void serve() {
-        struct pollfd p {
-            listen_fd, POLLIN, 0
-        };
-        // Only a guard against a hung test when berth never connects; not a timing assertion.
-        if (::poll(&p, 1, 60000) != 1) {
-            error = "berth never connected";
-            return;
-        }
-        int conn = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (conn < 0) {
-            error = "accept failed";
-            return;
-        }
+    void stop() {
+        uint64_t one = 1;
+        if (::write(stop_fd, &one, sizeof one) < 0) error += " stop failed";
+    }
+    void join() {
+        if (thread.joinable()) thread.join();
+    }
+
+    // Receives one notify fd and its message on a new connection; -1 on failure.
+    int receive(int conn) {
         std::string buf(1 << 16, '\0');
         alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
         struct iovec iov {
@@ -359,30 +362,59 @@ struct Agent {
             if (more <= 0) break;
             text.append(buf.data(), static_cast<size_t>(more));
         }
-        state_json = text;
-        ::close(conn);
-        if (notify_fd < 0) {
-            error = "no fd received";
-            return;
-        }
+        states.push_back(text);
+        return notify_fd;
+    }
+
+    void answer(int notify_fd) {
+        struct seccomp_notif req {};
+        if (::ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) return;  // the caller died meanwhile
+        syscalls.push_back(req.data.nr);
+        struct seccomp_notif_resp resp {};
+        resp.id = req.id;
+        resp.error = -ENOSPC;
+        if (::ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0) ++answered;
+    }
+
+    void serve() {
+        std::vector<int> fds;
+        int accepted = 0;
         for (;;) {
-            struct pollfd np {
-                notify_fd, POLLIN, 0
-            };
-            if (::poll(&np, 1, 60000) != 1) break;
-            if (np.revents & POLLHUP) break;
-            struct seccomp_notif req {};
-            if (::ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
-                if (errno == EINTR || errno == ENOENT) continue;
+            std::vector<struct pollfd> p = {{stop_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}};
+            for (int fd : fds) p.push_back({fd, POLLIN, 0});
+            // The timeout only guards against a hung test when berth never connects; it is not an assertion.
+            int ready = ::poll(p.data(), p.size(), 60000);
+            if (ready < 0 && errno == EINTR) continue;
+            if (ready <= 0) {
+                if (accepted < connections) error = "berth never connected";
                 break;
             }
-            syscalls.push_back(req.data.nr);
-            struct seccomp_notif_resp resp {};
-            resp.id = req.id;
-            resp.error = -ENOSPC;
-            if (::ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0) ++answered;
+            if (p[0].revents) break;
+            std::vector<int> open;
+            if (p[1].revents & POLLIN) {
+                int conn = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+                if (conn >= 0) {
+                    int fd = receive(conn);
+                    ::close(conn);
+                    if (fd < 0)
+                        error = "no fd received";
+                    else
+                        open.push_back(fd);
+                    ++accepted;
+                }
+            }
+            for (size_t i = 2; i < p.size(); ++i) {
+                if (p[i].revents & POLLIN) answer(p[i].fd);
+                if (p[i].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+                    ::close(p[i].fd);
+                } else {
+                    open.push_back(p[i].fd);
+                }
+            }
+            fds = std::move(open);
+            if (accepted >= connections && fds.empty()) break;
         }
-        ::close(notify_fd);
+        for (int fd : fds) ::close(fd);
     }
 };
 
@@ -401,7 +433,7 @@ protected:
             Agent agent(sock);
             ASSERT_EQ(agent.error, "");
             r = run_config(cfg);
-            agent.thread.join();
+            agent.join();
             ASSERT_EQ(agent.error, "") << r.err;
             EXPECT_EQ(r.exit_code, 0) << r.err;
             // The agent's answer is what the container saw.
@@ -409,8 +441,9 @@ protected:
             EXPECT_NE(r.out.find("rc=1"), std::string::npos) << r.out;
             EXPECT_GE(agent.answered, 1);
             for (int nr : agent.syscalls) EXPECT_TRUE(nr == SYS_mkdir || nr == SYS_mkdirat) << nr;
-            ASSERT_TRUE(json::accept(agent.state_json)) << agent.state_json;
-            json st = json::parse(agent.state_json);
+            ASSERT_EQ(agent.states.size(), 1u);
+            ASSERT_TRUE(json::accept(agent.states[0])) << agent.states[0];
+            json st = json::parse(agent.states[0]);
             EXPECT_EQ(st["ociVersion"], "1.2.0");
             EXPECT_EQ(st["fds"], json({"seccompFd"}));
             EXPECT_GT(st["pid"].get<int>(), 0);
@@ -424,6 +457,34 @@ protected:
 
 TEST_F(SecurityNotify, SendsTheListenerToTheAgent) {
     round_trip({});
+}
+
+TEST_F(SecurityNotify, ExecSendsItsOwnListener) {
+    std::string sock = dir_ + "/agent.sock";
+    Agent agent(sock, 2);
+    ASSERT_EQ(agent.error, "");
+    auto [id, pid] = start_sleeper([&](json& c) {
+        c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                                 {"listenerPath", sock},
+                                 {"syscalls", {seccomp_rule({"mkdir", "mkdirat"}, "SCMP_ACT_NOTIFY")}}};
+    });
+    ASSERT_GT(pid, 0);
+    std::string pidfile = dir_ + "/exec.pid";
+    auto r = berth({"exec", "--pid-file", pidfile, id, "sh", "-c", "mkdir /tmp/from-exec 2>&1; echo rc=$?"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("No space left on device"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("rc=1"), std::string::npos) << r.out;
+    agent.stop();
+    agent.join();
+    EXPECT_EQ(agent.error, "");
+    EXPECT_GE(agent.answered, 1);
+    ASSERT_EQ(agent.states.size(), 2u);
+    json create = json::parse(agent.states[0]), exec = json::parse(agent.states[1]);
+    EXPECT_EQ(create["state"]["status"], "creating");
+    EXPECT_EQ(create["pid"], pid);
+    EXPECT_EQ(exec["state"]["status"], "running");
+    EXPECT_EQ(exec["state"]["id"], id);
+    EXPECT_EQ(exec["pid"], std::stoi(read_text(pidfile)));
 }
 
 // TSYNC next to a listener needs TSYNC_ESRCH, which berth adds.
