@@ -550,6 +550,23 @@ TEST_F(Security, SchedulerPolicyAndNice) {
     EXPECT_EQ(::sched_getscheduler(std::stoi(read_text(pidfile))), SCHED_IDLE);
 }
 
+TEST_F(Security, SchedulerRealtimeFifo) {
+    json cfg = base_config({"sleep", "600"});
+    cfg["process"]["scheduler"] = {{"policy", "SCHED_FIFO"}, {"priority", 10}, {"flags", {"SCHED_FLAG_RESET_ON_FORK"}}};
+    write_config(cfg);
+    std::string id = next_id();
+    auto r = berth({"run", "-d", "--bundle", bundle_, id});
+    // A cgroup v1 cpu controller without real-time runtime refuses SCHED_FIFO with EPERM.
+    if (r.exit_code != 0 && r.err.find("Operation not permitted") != std::string::npos)
+        GTEST_SKIP() << "no real-time runtime for this cgroup: " << r.err;
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    int pid = json::parse(berth({"state", id}).out)["pid"].get<int>();
+    EXPECT_EQ(::sched_getscheduler(pid), SCHED_FIFO | SCHED_RESET_ON_FORK);
+    struct sched_param param {};
+    ASSERT_EQ(::sched_getparam(pid, &param), 0);
+    EXPECT_EQ(param.sched_priority, 10);
+}
+
 TEST_F(Security, SchedulerErrorsNameTheField) {
     json cfg = base_config({"true"});
     cfg["process"]["scheduler"] = {{"policy", "SCHED_FIFO"}, {"priority", 100}};
