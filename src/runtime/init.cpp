@@ -192,16 +192,20 @@ Result<void> set_up_namespaces(InitPlan& p) {
     BERTH_TRY(sync_send(p.sync_fd, SyncType::ready));
 
     if (p.fifo_fd >= 0) {
-        // Blocks until `berth start` opens the other end.
+        // Blocks until `berth start` opens the other end. The byte that lets `start` return (and run the poststart
+        // hooks) is written only after the startContainer hooks, so they always run before poststart; a failing
+        // hook makes init exit without writing, and `start` fails.
         std::string fifo = fmt::format("/proc/self/fd/{}", p.fifo_fd);
         int w = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
         if (w < 0) return fail_sys("open exec fifo");
+        if (!cfg.hooks.start_container.empty())
+            BERTH_TRY(run_hooks(cfg.hooks.start_container, state_json, "startContainer"));
         if (::write(w, "0", 1) != 1) return fail_sys("write exec fifo");
         ::close(w);
         ::close(p.fifo_fd);
-    }
-    if (!cfg.hooks.start_container.empty())
+    } else if (!cfg.hooks.start_container.empty()) {
         BERTH_TRY(run_hooks(cfg.hooks.start_container, state_json, "startContainer"));
+    }
 
     return become_process(
         {&proc, std::move(env), std::move(exe), ro.in_user_namespace, p.preserve_fds, -1, p.seccomp, &p.lsm});
