@@ -174,6 +174,15 @@ Result<MountFlags> parse_mount_options(const std::vector<std::string>& options) 
     return out;
 }
 
+std::vector<std::string> known_mount_options() {
+    std::vector<std::string> out = {"defaults", "bind", "rbind"};
+    for (const auto& f : kFlagOptions) out.emplace_back(f.name);
+    for (const auto& a : kRecursiveAttrOptions) out.emplace_back(a.name);
+    for (const auto& a : kRecursiveAtimeOptions) out.emplace_back(a.name);
+    for (const auto& p : kPropagationOptions) out.emplace_back(p.name);
+    return out;
+}
+
 Result<unsigned long> parse_propagation(std::string_view value) {
     if (value.empty()) return 0UL;
     if (const PropagationOption* p = find_propagation(value)) return p->flags;

@@ -39,6 +39,10 @@ struct MountFlags {
 // supported), conflicting propagation options, an empty option.
 [[nodiscard]] Result<MountFlags> parse_mount_options(const std::vector<std::string>& options);
 
+// Every option name parse_mount_options() interprets itself (features.md "mountOptions"): generic flags, their
+// recursive forms, propagation, bind/rbind and "defaults". Filesystem-specific data options are not listed.
+std::vector<std::string> known_mount_options();
+
 // Parses linux.rootfsPropagation: "" -> 0, "private" -> MS_PRIVATE, "rprivate" -> MS_PRIVATE|MS_REC, and likewise
 // for shared, slave and unbindable. Anything else is an error naming the value.
 [[nodiscard]] Result<unsigned long> parse_propagation(std::string_view value);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/fs.hpp"
+#include "linux/lsm.hpp"
 #include "linux/mount_options.hpp"
 #include "linux/mountinfo.hpp"
 #include "linux/safe_path.hpp"
@@ -407,6 +408,9 @@ Result<void> mount_entry(Ctx& ctx, const spec::Mount& m) {
     }
     if (m.type == "cgroup" || m.type == "cgroup2") return mount_cgroup(ctx, m, dest, mf);
     if (m.type.empty()) return fail("mount has no type and is not a bind mount");
+    // linux.mountLabel labels the filesystems that take a context= option (tmpfs, devpts, ...), as runc does.
+    if (!ctx.opts.mount_label.empty() && mount_takes_label(m.type))
+        mf.data = with_mount_label(mf.data, ctx.opts.mount_label);
     return mount_filesystem(ctx, m, dest, mf);
 }
 
@@ -594,8 +598,6 @@ Result<void> prepare_rootfs(const spec::Config& config, const RootfsOptions& opt
     const spec::Linux empty_linux;
     const spec::Linux& lx = config.linux ? *config.linux : empty_linux;
     BERTH_ASSIGN(unsigned long propagation, parse_propagation(lx.rootfs_propagation));
-    if (!lx.mount_label.empty() && ::access("/sys/fs/selinux/enforce", F_OK) == 0)
-        return fail("linux.mountLabel: SELinux mount labels are not supported");
 
     // Until the pivot, mounts made here must not reach the host: "/" becomes a slave (or what the config asks,
     // for its type only: unbindable would forbid the bind below, so it waits for finish_rootfs).

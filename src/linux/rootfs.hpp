@@ -26,6 +26,8 @@ struct RootfsOptions {
     bool in_user_namespace = false;     // mknod is not allowed: devices are bind-mounted from the host
     bool new_cgroup_namespace = false;  // "cgroup" mounts may mount cgroupfs itself instead of binding host dirs
     std::string bundle;                 // relative bind-mount sources are relative to this directory
+    // SELinux context for the mounts that take one (linux.mountLabel); empty when the host has no SELinux.
+    std::string mount_label;
 };
 
 // In the new mount namespace, before the createContainer hooks:

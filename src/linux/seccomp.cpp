@@ -2,11 +2,17 @@
 
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <utility>
+#include <cstring>
+#include <memory>
 
+#include "common/fs.hpp"
+#include "common/log.hpp"
 #include "linux/terminal.hpp"
 
 namespace berth::sys {
@@ -19,8 +25,12 @@ struct NamedValue {
 };
 
 constexpr NamedValue kOperators[] = {
-    {"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT}, {"SCMP_CMP_LE", SCMP_CMP_LE},
-    {"SCMP_CMP_EQ", SCMP_CMP_EQ}, {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
+    {"SCMP_CMP_NE", SCMP_CMP_NE},
+    {"SCMP_CMP_LT", SCMP_CMP_LT},
+    {"SCMP_CMP_LE", SCMP_CMP_LE},
+    {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+    {"SCMP_CMP_GE", SCMP_CMP_GE},
+    {"SCMP_CMP_GT", SCMP_CMP_GT},
     {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
 };
 
@@ -28,14 +38,36 @@ constexpr const char* kActions[] = {"SCMP_ACT_KILL",  "SCMP_ACT_KILL_PROCESS", "
                                     "SCMP_ACT_TRAP",  "SCMP_ACT_ERRNO",        "SCMP_ACT_TRACE",
                                     "SCMP_ACT_ALLOW", "SCMP_ACT_LOG",          "SCMP_ACT_NOTIFY"};
 
+// The spec's architecture list and the later ones libseccomp added; features lists those this libseccomp resolves.
 constexpr const char* kArchitectures[] = {
-    "SCMP_ARCH_X86",         "SCMP_ARCH_X86_64",  "SCMP_ARCH_X32",    "SCMP_ARCH_ARM",     "SCMP_ARCH_AARCH64",
-    "SCMP_ARCH_MIPS",        "SCMP_ARCH_MIPS64",  "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
-    "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC",     "SCMP_ARCH_PPC64",  "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
-    "SCMP_ARCH_S390X",       "SCMP_ARCH_PARISC",  "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64"};
+    "SCMP_ARCH_X86",         "SCMP_ARCH_X86_64", "SCMP_ARCH_X32",       "SCMP_ARCH_ARM",     "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_MIPS",        "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",  "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC",    "SCMP_ARCH_PPC64",     "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",       "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64",  "SCMP_ARCH_RISCV64", "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_M68K",        "SCMP_ARCH_SH",     "SCMP_ARCH_SHEB"};
 
-constexpr const char* kFlags[] = {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
-                                  "SECCOMP_FILTER_FLAG_SPEC_ALLOW"};
+struct FlagName {
+    const char* name;
+    unsigned value;
+};
+
+// The filter flags of config-linux.md. WAIT_KILLABLE_RECV only means something together with a listener.
+constexpr FlagName kFlags[] = {
+    {"SECCOMP_FILTER_FLAG_TSYNC", SECCOMP_FILTER_FLAG_TSYNC},
+    {"SECCOMP_FILTER_FLAG_LOG", SECCOMP_FILTER_FLAG_LOG},
+    {"SECCOMP_FILTER_FLAG_SPEC_ALLOW", SECCOMP_FILTER_FLAG_SPEC_ALLOW},
+    {"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV},
+};
+
+long seccomp_syscall(unsigned op, unsigned flags, void* args) {
+    return ::syscall(SYS_seccomp, op, flags, args);
+}
+
+// Whether the running kernel knows `flag`: with a null program a known flag set fails EFAULT, an unknown EINVAL.
+bool kernel_has_flag(unsigned flag) {
+    if (flag == SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) flag |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    return seccomp_syscall(SECCOMP_SET_MODE_FILTER, flag, nullptr) < 0 && errno == EFAULT;
+}
 
 // The spec's action name (and errnoRet) as a libseccomp action. EPERM is the default errno, as in runc.
 Result<uint32_t> action_of(const std::string& name, std::optional<uint32_t> errno_ret, bool& notify,
@@ -55,53 +87,61 @@ Result<uint32_t> action_of(const std::string& name, std::optional<uint32_t> errn
     return fail("{}: unknown seccomp action \"{}\"", path, name);
 }
 
-}  // namespace
+// "SCMP_ARCH_X86_64" -> libseccomp's token, or 0 when this libseccomp does not know it.
+uint32_t resolve_arch(const std::string& name) {
+    if (!name.starts_with("SCMP_ARCH_")) return 0;
+    std::string lower = name.substr(10);
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return seccomp_arch_resolve_name(lower.c_str());
+}
 
-SeccompFilter::SeccompFilter() = default;
-SeccompFilter::~SeccompFilter() {
-    if (ctx_) seccomp_release(ctx_);
+using Ctx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
+
+// The compiled program, exported through a memfd (libseccomp 2.5 exports only to an fd).
+Result<std::vector<struct sock_filter>> export_program(scmp_filter_ctx ctx) {
+    int raw = ::memfd_create("berth-seccomp", MFD_CLOEXEC);
+    if (raw < 0) return fail_sys("memfd_create for the seccomp program");
+    UniqueFd fd(raw);
+    if (int r = seccomp_export_bpf(ctx, fd.get()); r < 0) return fail_errno(-r, "linux.seccomp: export the filter");
+    if (::lseek(fd.get(), 0, SEEK_SET) < 0) return fail_sys("lseek the seccomp program");
+    BERTH_ASSIGN(std::string bytes, read_fd(fd.get()));
+    if (bytes.empty() || bytes.size() % sizeof(struct sock_filter) != 0)
+        return fail("linux.seccomp: libseccomp exported a malformed program ({} bytes)", bytes.size());
+    std::vector<struct sock_filter> prog(bytes.size() / sizeof(struct sock_filter));
+    std::memcpy(prog.data(), bytes.data(), bytes.size());
+    return prog;
 }
-SeccompFilter::SeccompFilter(SeccompFilter&& o) noexcept
-    : ctx_(std::exchange(o.ctx_, nullptr)), notify_(o.notify_) {}
-SeccompFilter& SeccompFilter::operator=(SeccompFilter&& o) noexcept {
-    if (this != &o) {
-        if (ctx_) seccomp_release(ctx_);
-        ctx_ = std::exchange(o.ctx_, nullptr);
-        notify_ = o.notify_;
-    }
-    return *this;
-}
+
+}  // namespace
 
 Result<SeccompFilter> compile_seccomp(const spec::Seccomp& s) {
     const std::string base = "linux.seccomp";
     SeccompFilter f;
     BERTH_ASSIGN(uint32_t def, action_of(s.default_action, s.default_errno_ret, f.notify_, base + ".defaultAction"));
     if (f.notify_) return fail("{}.defaultAction: SCMP_ACT_NOTIFY cannot be the default action", base);
-    f.ctx_ = seccomp_init(def);
-    if (!f.ctx_) return fail("{}: seccomp_init failed", base);
+    Ctx ctx(seccomp_init(def), seccomp_release);
+    if (!ctx) return fail("{}: seccomp_init failed", base);
 
     for (size_t i = 0; i < s.architectures.size(); ++i) {
-        std::string name = s.architectures[i];
-        if (!name.starts_with("SCMP_ARCH_")) return fail("{}.architectures[{}]: unknown architecture \"{}\"", base, i, name);
-        std::string lower = name.substr(10);
-        for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        uint32_t arch = seccomp_arch_resolve_name(lower.c_str());
+        const std::string& name = s.architectures[i];
+        uint32_t arch = resolve_arch(name);
         if (arch == 0) return fail("{}.architectures[{}]: unknown architecture \"{}\"", base, i, name);
-        int r = seccomp_arch_add(f.ctx_, arch);
+        int r = seccomp_arch_add(ctx.get(), arch);
+        if (r == -EDOM)
+            return fail(
+                "{}.architectures[{}]: {} has another byte order than this host's architecture; one filter "
+                "cannot hold both",
+                base, i, name);
         if (r < 0 && r != -EEXIST) return fail_errno(-r, "{}.architectures[{}]: add {}", base, i, name);
     }
     for (size_t i = 0; i < s.flags.size(); ++i) {
         const std::string& flag = s.flags[i];
-        int r = 0;
-        if (flag == "SECCOMP_FILTER_FLAG_TSYNC")
-            r = seccomp_attr_set(f.ctx_, SCMP_FLTATR_CTL_TSYNC, 1);
-        else if (flag == "SECCOMP_FILTER_FLAG_LOG")
-            r = seccomp_attr_set(f.ctx_, SCMP_FLTATR_CTL_LOG, 1);
-        else if (flag == "SECCOMP_FILTER_FLAG_SPEC_ALLOW")
-            r = seccomp_attr_set(f.ctx_, SCMP_FLTATR_CTL_SSB, 1);
-        else
-            return fail("{}.flags[{}]: unsupported seccomp flag \"{}\"", base, i, flag);
-        if (r < 0) return fail_errno(-r, "{}.flags[{}]: {}", base, i, flag);
+        auto known =
+            std::find_if(std::begin(kFlags), std::end(kFlags), [&](const FlagName& n) { return flag == n.name; });
+        if (known == std::end(kFlags)) return fail("{}.flags[{}]: unknown seccomp flag \"{}\"", base, i, flag);
+        if (!kernel_has_flag(known->value))
+            return fail("{}.flags[{}]: seccomp flag \"{}\" is not supported by this kernel", base, i, flag);
+        f.flags_ |= known->value;
     }
 
     for (size_t i = 0; i < s.syscalls.size(); ++i) {
@@ -109,33 +149,62 @@ Result<SeccompFilter> compile_seccomp(const spec::Seccomp& s) {
         std::string path = fmt::format("{}.syscalls[{}]", base, i);
         BERTH_ASSIGN(uint32_t action, action_of(sc.action, sc.errno_ret, f.notify_, path + ".action"));
         std::vector<struct scmp_arg_cmp> args;
+        bool repeated_index = false;
         for (size_t a = 0; a < sc.args.size(); ++a) {
             const auto& arg = sc.args[a];
             auto op = std::find_if(std::begin(kOperators), std::end(kOperators),
                                    [&](const NamedValue& nv) { return arg.op == nv.name; });
             if (op == std::end(kOperators)) return fail("{}.args[{}].op: unknown operator \"{}\"", path, a, arg.op);
             if (arg.index > 5) return fail("{}.args[{}].index: {} is not a syscall argument (0-5)", path, a, arg.index);
+            for (const auto& prev : args)
+                if (prev.arg == arg.index) repeated_index = true;
             args.push_back({arg.index, static_cast<enum scmp_compare>(op->value), arg.value, arg.value_two});
         }
-        // A rule whose action is the default one changes nothing; libseccomp refuses it, so skip it.
+        // A rule whose action is the default one changes nothing; libseccomp refuses it, so skip it (as runc).
         if (action == def) continue;
         for (size_t n = 0; n < sc.names.size(); ++n) {
             int nr = seccomp_syscall_resolve_name(sc.names[n].c_str());
-            if (nr == __NR_SCMP_ERROR) return fail("{}.names[{}]: unknown syscall \"{}\"", path, n, sc.names[n]);
-            int r = seccomp_rule_add_array(f.ctx_, action, nr, static_cast<unsigned>(args.size()), args.data());
-            if (r < 0) return fail_errno(-r, "{}.names[{}]: add rule for \"{}\"", path, n, sc.names[n]);
+            if (nr == __NR_SCMP_ERROR) {
+                log::debug("{}.names[{}]: syscall \"{}\" is unknown to libseccomp, skipped", path, n, sc.names[n]);
+                continue;
+            }
+            // Conditions on distinct arguments must all match (one rule). libseccomp cannot AND two conditions on
+            // the same argument; like runc, such a list becomes one rule per condition, any of which matches.
+            auto add = [&](unsigned count, const struct scmp_arg_cmp* cmp) -> Result<void> {
+                int r = seccomp_rule_add_array(ctx.get(), action, nr, count, cmp);
+                if (r < 0) return fail_errno(-r, "{}.names[{}]: add rule for \"{}\"", path, n, sc.names[n]);
+                return {};
+            };
+            if (!repeated_index) {
+                BERTH_TRY(add(static_cast<unsigned>(args.size()), args.data()));
+            } else {
+                for (const auto& cmp : args) BERTH_TRY(add(1, &cmp));
+            }
         }
     }
+    if (f.notify_) {
+        f.flags_ |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        // TSYNC reports a thread id on failure, which collides with the listener fd return unless ESRCH is asked.
+        if (f.flags_ & SECCOMP_FILTER_FLAG_TSYNC) f.flags_ |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+    } else if (f.flags_ & SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) {
+        return fail("{}.flags: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs a rule with SCMP_ACT_NOTIFY", base);
+    }
+    BERTH_ASSIGN(f.program_, export_program(ctx.get()));
+    // The kernel's limit for one classic BPF program (BPF_MAXINSNS); seccomp(2) would only say EINVAL.
+    if (f.program_.size() > BPF_MAXINSNS)
+        return fail("{}: the compiled filter has {} instructions; the kernel allows at most {}", base,
+                    f.program_.size(), BPF_MAXINSNS);
     return f;
 }
 
-Result<UniqueFd> SeccompFilter::load() {
-    int r = seccomp_load(ctx_);
-    if (r < 0) return fail_errno(-r, "load the seccomp filter");
+Result<UniqueFd> SeccompFilter::load() const {
+    struct sock_fprog prog {};
+    prog.len = static_cast<unsigned short>(program_.size());
+    prog.filter = const_cast<struct sock_filter*>(program_.data());
+    long r = seccomp_syscall(SECCOMP_SET_MODE_FILTER, flags_, &prog);
+    if (r < 0) return fail_sys("load the seccomp filter (flags {:#x})", flags_);
     if (!notify_) return UniqueFd();
-    int fd = seccomp_notify_fd(ctx_);
-    if (fd < 0) return fail_errno(-fd, "get the seccomp listener fd");
-    return UniqueFd(fd);
+    return UniqueFd(static_cast<int>(r));
 }
 
 Result<void> send_seccomp_listener(const std::string& listener_path, int listener_fd,
@@ -145,15 +214,36 @@ Result<void> send_seccomp_listener(const std::string& listener_path, int listene
     return {};
 }
 
-std::vector<std::string> known_seccomp_actions() { return {std::begin(kActions), std::end(kActions)}; }
+std::vector<std::string> known_seccomp_actions() {
+    return {std::begin(kActions), std::end(kActions)};
+}
 std::vector<std::string> known_seccomp_architectures() {
-    return {std::begin(kArchitectures), std::end(kArchitectures)};
+    // Those libseccomp knows and can put in one filter with the native architecture (same byte order).
+    std::vector<std::string> out;
+    Ctx ctx(seccomp_init(SCMP_ACT_ALLOW), seccomp_release);
+    for (const char* name : kArchitectures) {
+        uint32_t arch = resolve_arch(name);
+        if (arch == 0 || !ctx) continue;
+        int r = seccomp_arch_add(ctx.get(), arch);
+        if (r == 0 || r == -EEXIST) out.emplace_back(name);
+    }
+    return out;
 }
 std::vector<std::string> known_seccomp_operators() {
     std::vector<std::string> out;
     for (const auto& o : kOperators) out.emplace_back(o.name);
     return out;
 }
-std::vector<std::string> known_seccomp_flags() { return {std::begin(kFlags), std::end(kFlags)}; }
+std::vector<std::string> known_seccomp_flags() {
+    std::vector<std::string> out;
+    for (const auto& f : kFlags) out.emplace_back(f.name);
+    return out;
+}
+std::vector<std::string> supported_seccomp_flags() {
+    std::vector<std::string> out;
+    for (const auto& f : kFlags)
+        if (kernel_has_flag(f.value)) out.emplace_back(f.name);
+    return out;
+}
 
 }  // namespace berth::sys

@@ -1,11 +1,16 @@
-// Seccomp filters from linux.seccomp, built with libseccomp.
+// Seccomp filters from linux.seccomp, built with libseccomp and loaded with seccomp(2) directly.
 //
 // The filter is compiled in the parent before the clone, so a bad profile fails `create` early with the field's
-// path; the cloned child inherits the compiled context and only loads it.
+// path; the compiled classic-BPF program is exported from libseccomp there and the cloned child only makes one
+// seccomp(2) call. Loading it ourselves (rather than seccomp_load) gives berth every filter flag the kernel has,
+// whatever libseccomp version it was built with (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs libseccomp 2.6), and
+// never sets no_new_privs behind the config's back (libseccomp's loader does by default).
 #pragma once
 
-#include <memory>
+#include <linux/filter.h>
+
 #include <string>
+#include <vector>
 
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
@@ -15,24 +20,27 @@ namespace berth::sys {
 
 class SeccompFilter {
 public:
-    SeccompFilter();
-    ~SeccompFilter();
-    SeccompFilter(SeccompFilter&&) noexcept;
-    SeccompFilter& operator=(SeccompFilter&&) noexcept;
-
-    // True when some rule (or the default) uses SCMP_ACT_NOTIFY: loading then yields a listener fd.
+    // True when some rule uses SCMP_ACT_NOTIFY: loading then yields a listener fd.
     bool uses_notify() const { return notify_; }
+    // SECCOMP_FILTER_FLAG_* bits from linux.seccomp.flags (plus what notify needs), as passed to seccomp(2).
+    unsigned flags() const { return flags_; }
+    // The classic BPF program (for tests and debugging).
+    const std::vector<struct sock_filter>& program() const { return program_; }
     // Loads the filter into the calling thread. With notify, returns the listener fd (else an invalid fd).
-    [[nodiscard]] Result<UniqueFd> load();
+    // Without no_new_privs the caller needs CAP_SYS_ADMIN.
+    [[nodiscard]] Result<UniqueFd> load() const;
 
 private:
     friend Result<SeccompFilter> compile_seccomp(const spec::Seccomp&);
-    void* ctx_ = nullptr;  // scmp_filter_ctx
+    std::vector<struct sock_filter> program_;
+    unsigned flags_ = 0;
     bool notify_ = false;
 };
 
-// Compiles linux.seccomp. Errors name the field: `linux.seccomp.syscalls[3].names[0]: unknown syscall "foo"`,
-// `linux.seccomp.architectures[1]: unknown architecture "SCMP_ARCH_FOO"`.
+// Compiles linux.seccomp. Errors name the field: `linux.seccomp.architectures[1]: unknown architecture
+// "SCMP_ARCH_FOO"`, `linux.seccomp.flags[0]: seccomp flag "SECCOMP_FILTER_FLAG_LOG" is not supported by this
+// kernel`. Syscall names libseccomp does not know are skipped (logged at debug level), as runc does: profiles
+// such as containerd's default list syscalls newer than the libseccomp a runtime was built with.
 [[nodiscard]] Result<SeccompFilter> compile_seccomp(const spec::Seccomp& s);
 
 // Sends the listener fd to the seccomp agent at `listener_path` with the container process state
@@ -40,10 +48,12 @@ private:
 [[nodiscard]] Result<void> send_seccomp_listener(const std::string& listener_path, int listener_fd,
                                                  const std::string& process_state_json);
 
-// The architectures and actions this build knows (for `features`).
+// What this build knows (for `features`): every action and operator of the spec; the architectures libseccomp
+// resolves; the filter flags berth knows, and of those the ones the running kernel accepts.
 std::vector<std::string> known_seccomp_actions();
 std::vector<std::string> known_seccomp_architectures();
 std::vector<std::string> known_seccomp_operators();
 std::vector<std::string> known_seccomp_flags();
+std::vector<std::string> supported_seccomp_flags();
 
 }  // namespace berth::sys

@@ -12,8 +12,10 @@
 #include "cgroups/cgroups.hpp"
 #include "common/fs.hpp"
 #include "common/log.hpp"
+#include "linux/lsm.hpp"
 #include "linux/namespaces.hpp"
 #include "linux/process_attrs.hpp"
+#include "linux/sched_attrs.hpp"
 #include "linux/terminal.hpp"
 #include "runtime/container_state.hpp"
 #include "runtime/foreground.hpp"
@@ -99,6 +101,9 @@ Result<spec::Process> build_process(const spec::Config& cfg, const ExecOptions& 
 
 struct ExecPlan {
     const spec::Process* process = nullptr;
+    const spec::Personality* personality = nullptr;  // the container's linux.personality
+    std::string field;                               // "process" or "" (a --process file): prefix of error fields
+    sys::LsmSettings lsm;
     sys::SeccompFilter* seccomp = nullptr;
     std::vector<std::pair<NamespaceType, int>> join;  // user first
     bool in_user_namespace = false;
@@ -110,6 +115,13 @@ struct ExecPlan {
     const spec::Process& proc = *p.process;
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE");
     reset_signals();
+    // execCPUAffinity: "initial" from the start, "final" once the process is in the container.
+    const spec::CpuAffinity* affinity = proc.exec_cpu_affinity ? &*proc.exec_cpu_affinity : nullptr;
+    auto affinity_field = [&](std::string_view which) {
+        return fmt::format("{}execCPUAffinity.{}", p.field.empty() ? "" : p.field + ".", which);
+    };
+    if (affinity && !affinity->initial.empty())
+        BERTH_TRY(sys::set_cpu_affinity(affinity->initial, affinity_field("initial")));
     BERTH_ASSIGN(SyncMessage go, sync_recv(p.sync_fd));
     if (go.type != SyncType::go) return fail("unexpected sync message {}", static_cast<uint32_t>(go.type));
     for (auto& [type, fd] : p.join) {
@@ -128,11 +140,14 @@ struct ExecPlan {
     }
     if (proc.oom_score_adj) BERTH_TRY(sys::set_oom_score_adj(*proc.oom_score_adj));
     BERTH_TRY(sys::set_rlimits(proc.rlimits));
+    BERTH_TRY(apply_sched_attrs(proc, p.personality, p.field));
+    if (affinity && !affinity->final_.empty())
+        BERTH_TRY(sys::set_cpu_affinity(affinity->final_, affinity_field("final")));
     std::vector<std::string> env = process_env(proc);
     BERTH_ASSIGN(std::string exe, enter_cwd_and_find_executable(proc, env));
     BERTH_TRY(load_notify_seccomp(p.seccomp, p.sync_fd));
-    return become_process({&proc, std::move(env), std::move(exe), p.in_user_namespace, p.preserve_fds, p.sync_fd,
-                           p.seccomp});
+    return become_process(
+        {&proc, std::move(env), std::move(exe), p.in_user_namespace, p.preserve_fds, p.sync_fd, p.seccomp, &p.lsm});
 }
 
 }  // namespace
@@ -161,6 +176,15 @@ Result<int> exec_in_container(const GlobalOptions& g, const ExecOptions& o) {
     std::vector<UniqueFd> fds;
     ExecPlan plan;
     plan.process = &proc;
+    plan.personality = cfg.linux && cfg.linux->personality ? &*cfg.linux->personality : nullptr;
+    plan.field = o.process_file.empty() ? "process" : "";
+    {
+        auto lsm = sys::resolve_lsm(proc, {}, plan.field);
+        // Name the flag when the label came from it rather than from the config.
+        if (!lsm && !o.process_label.empty()) return std::unexpected(std::move(lsm).error().wrap("--process-label"));
+        if (!lsm) return std::unexpected(std::move(lsm).error());
+        plan.lsm = std::move(*lsm);
+    }
     plan.seccomp = seccomp ? &*seccomp : nullptr;
     plan.preserve_fds = o.preserve_fds;
     UniqueFd pidns;
@@ -249,9 +273,13 @@ Result<int> exec_in_container(const GlobalOptions& g, const ExecOptions& o) {
             case SyncType::seccomp_listener:
                 BERTH_TRY(forward_seccomp_listener(*cfg.linux->seccomp, m.fd.get(), child, st, "running"));
                 break;
-            case SyncType::error: return std::unexpected(Error(m.value, std::move(m.text)));
-            case SyncType::ready: ready = true; break;
-            default: return fail("exec: unexpected sync message {}", static_cast<uint32_t>(m.type));
+            case SyncType::error:
+                return std::unexpected(Error(m.value, std::move(m.text)));
+            case SyncType::ready:
+                ready = true;
+                break;
+            default:
+                return fail("exec: unexpected sync message {}", static_cast<uint32_t>(m.type));
         }
     }
     if (!o.pid_file.empty()) BERTH_TRY(write_pid_file(o.pid_file, child));

@@ -18,6 +18,7 @@
 #include "linux/namespaces.hpp"
 #include "linux/process_attrs.hpp"
 #include "linux/rootfs.hpp"
+#include "linux/sched_attrs.hpp"
 #include "linux/terminal.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/sync.hpp"
@@ -30,8 +31,9 @@ constexpr long kKeyctlJoinSessionKeyring = 1;  // KEYCTL_JOIN_SESSION_KEYRING
 
 Result<SyncMessage> expect(int sock, SyncType want) {
     BERTH_ASSIGN(SyncMessage m, sync_recv(sock));
-    if (m.type != want) return fail("unexpected sync message {} (wanted {})", static_cast<uint32_t>(m.type),
-                                    static_cast<uint32_t>(want));
+    if (m.type != want)
+        return fail("unexpected sync message {} (wanted {})", static_cast<uint32_t>(m.type),
+                    static_cast<uint32_t>(want));
     return m;
 }
 
@@ -150,6 +152,7 @@ Result<void> set_up_namespaces(InitPlan& p) {
     ro.no_pivot = p.no_pivot;
     ro.in_user_namespace = p.new_user || cfg.linux->find_namespace(spec::NamespaceType::user) != nullptr;
     ro.new_cgroup_namespace = p.new_cgroup_ns;
+    ro.mount_label = p.lsm.mount_label;
     BERTH_TRY(sys::prepare_rootfs(cfg, ro));
 
     // Sysctls go through the container's own /proc, mounted by prepare_rootfs, before readonlyPaths lock it.
@@ -180,6 +183,7 @@ Result<void> set_up_namespaces(InitPlan& p) {
 
     if (proc.oom_score_adj) BERTH_TRY(sys::set_oom_score_adj(*proc.oom_score_adj));
     BERTH_TRY(sys::set_rlimits(proc.rlimits));
+    BERTH_TRY(apply_sched_attrs(proc, cfg.linux->personality ? &*cfg.linux->personality : nullptr, "process"));
 
     std::vector<std::string> env = process_env(proc);
     BERTH_ASSIGN(std::string exe, enter_cwd_and_find_executable(proc, env));
@@ -188,18 +192,23 @@ Result<void> set_up_namespaces(InitPlan& p) {
     BERTH_TRY(sync_send(p.sync_fd, SyncType::ready));
 
     if (p.fifo_fd >= 0) {
-        // Blocks until `berth start` opens the other end.
+        // Blocks until `berth start` opens the other end. The byte that lets `start` return (and run the poststart
+        // hooks) is written only after the startContainer hooks, so they always run before poststart; a failing
+        // hook makes init exit without writing, and `start` fails.
         std::string fifo = fmt::format("/proc/self/fd/{}", p.fifo_fd);
         int w = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
         if (w < 0) return fail_sys("open exec fifo");
+        if (!cfg.hooks.start_container.empty())
+            BERTH_TRY(run_hooks(cfg.hooks.start_container, state_json, "startContainer"));
         if (::write(w, "0", 1) != 1) return fail_sys("write exec fifo");
         ::close(w);
         ::close(p.fifo_fd);
-    }
-    if (!cfg.hooks.start_container.empty())
+    } else if (!cfg.hooks.start_container.empty()) {
         BERTH_TRY(run_hooks(cfg.hooks.start_container, state_json, "startContainer"));
+    }
 
-    return become_process({&proc, std::move(env), std::move(exe), ro.in_user_namespace, p.preserve_fds, -1, p.seccomp});
+    return become_process(
+        {&proc, std::move(env), std::move(exe), ro.in_user_namespace, p.preserve_fds, -1, p.seccomp, &p.lsm});
 }
 
 }  // namespace
@@ -222,8 +231,18 @@ Result<void> load_notify_seccomp(sys::SeccompFilter* seccomp, int sync_fd) {
     return sync_send(sync_fd, SyncType::seccomp_listener, 0, {}, listener.get());
 }
 
+Result<void> apply_sched_attrs(const spec::Process& proc, const spec::Personality* personality, std::string_view path) {
+    if (proc.scheduler) BERTH_TRY(sys::set_scheduler(*proc.scheduler, path));
+    if (proc.io_priority) BERTH_TRY(sys::set_io_priority(*proc.io_priority, path));
+    if (personality) BERTH_TRY(sys::set_personality(*personality));
+    return {};
+}
+
 Result<void> become_process(const BecomeProcess& b) {
     const spec::Process& proc = *b.process;
+    // Both take effect at execve; written while still root, through the container's /proc.
+    if (b.lsm && !b.lsm->apparmor_profile.empty()) BERTH_TRY(sys::apply_apparmor_profile(b.lsm->apparmor_profile));
+    if (b.lsm && !b.lsm->selinux_label.empty()) BERTH_TRY(sys::apply_selinux_label(b.lsm->selinux_label));
     const auto& env = b.env;
     const int preserve_top = 3 + b.preserve_fds;
     sys::SeccompFilter* seccomp = b.seccomp && !b.seccomp->uses_notify() ? b.seccomp : nullptr;
@@ -264,7 +283,7 @@ Result<void> become_process(const BecomeProcess& b) {
 Result<std::string> find_executable(const std::string& name, const std::vector<std::string>& env,
                                     const std::string& cwd) {
     auto runnable = [](const std::string& path) {
-        struct stat st{};
+        struct stat st {};
         return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
     };
     if (name.find('/') != std::string::npos) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/unique_fd.hpp"
+#include "linux/lsm.hpp"
 #include "linux/seccomp.hpp"
 #include "spec/config.hpp"
 
@@ -22,7 +23,7 @@ struct InitPlan {
     std::string bundle;  // absolute
     std::string rootfs;  // absolute
     int sync_fd = -1;
-    int fifo_fd = -1;     // O_PATH fd of exec.fifo; -1 when the container starts at once (foreground run)
+    int fifo_fd = -1;  // O_PATH fd of exec.fifo; -1 when the container starts at once (foreground run)
     bool no_pivot = false;
     bool no_new_keyring = false;
     int preserve_fds = 0;
@@ -31,13 +32,14 @@ struct InitPlan {
     std::vector<std::pair<spec::NamespaceType, int>> join;
     // The child unshares these itself (slow path); clone3 created the rest.
     uint64_t unshare_flags = 0;
-    bool unshare_user = false;       // child unshares CLONE_NEWUSER and asks the parent for maps
-    bool fork_after_unshare = false; // pid and/or time namespace need a forked grandchild as init
-    uint64_t fork_unshare_flags = 0; // CLONE_NEWPID / CLONE_NEWTIME to unshare before that fork
-    bool new_user = false;           // a new user namespace exists (made by clone3 or by the child)
-    bool new_cgroup_ns = false;      // unshare CLONE_NEWCGROUP after the parent placed us in our cgroups
-    bool need_hooks_round = false;   // ask the parent to run prestart/createRuntime hooks and send the state
+    bool unshare_user = false;              // child unshares CLONE_NEWUSER and asks the parent for maps
+    bool fork_after_unshare = false;        // pid and/or time namespace need a forked grandchild as init
+    uint64_t fork_unshare_flags = 0;        // CLONE_NEWPID / CLONE_NEWTIME to unshare before that fork
+    bool new_user = false;                  // a new user namespace exists (made by clone3 or by the child)
+    bool new_cgroup_ns = false;             // unshare CLONE_NEWCGROUP after the parent placed us in our cgroups
+    bool need_hooks_round = false;          // ask the parent to run prestart/createRuntime hooks and send the state
     sys::SeccompFilter* seccomp = nullptr;  // compiled by the parent; null without linux.seccomp
+    sys::LsmSettings lsm;                   // resolved by the parent against the host's LSMs
 };
 
 [[noreturn]] void container_init(InitPlan& plan);
@@ -62,9 +64,16 @@ struct BecomeProcess {
     int preserve_fds = 0;
     int ready_sync_fd = -1;                 // when >= 0, `ready` is sent just before the filter and execve
     sys::SeccompFilter* seccomp = nullptr;  // not yet loaded filter, or null
+    const sys::LsmSettings* lsm = nullptr;  // AppArmor profile / SELinux label to apply, or null
 };
 
-// The last steps before execve, shared by init and exec: capabilities around the switch to the process's user
+// process.scheduler, process.ioPriority and linux.personality (null: none), applied to the calling process while
+// it still has its capabilities. `path` prefixes field names in errors.
+[[nodiscard]] Result<void> apply_sched_attrs(const spec::Process& proc, const spec::Personality* personality,
+                                             std::string_view path);
+
+// The last steps before execve, shared by init and exec: the AppArmor profile and SELinux label for the
+// execve, capabilities around the switch to the process's user
 // and groups, no_new_privs, seccomp (before the switch while still privileged when no_new_privs is off, else as
 // the very last step), every fd above the preserved ones close-on-exec, execve. Returns only on failure.
 [[nodiscard]] Result<void> become_process(const BecomeProcess& b);

@@ -17,8 +17,10 @@
 
 #include "cgroups/cgroups.hpp"
 #include "common/fs.hpp"
-#include "common/time.hpp"
 #include "common/log.hpp"
+#include "common/time.hpp"
+#include "linux/lsm.hpp"
+#include "linux/mountinfo.hpp"
 #include "linux/namespaces.hpp"
 #include "linux/seccomp.hpp"
 #include "linux/terminal.hpp"
@@ -130,7 +132,8 @@ Result<NamespacePlan> plan_namespaces(const spec::Config& cfg) {
         if (!ns.path.empty()) continue;
         switch (ns.type) {
             case NamespaceType::user:
-            case NamespaceType::cgroup: break;
+            case NamespaceType::cgroup:
+                break;
             case NamespaceType::pid:
                 if (user_involved || time_offsets) {
                     plan.init.fork_after_unshare = true;
@@ -143,7 +146,8 @@ Result<NamespacePlan> plan_namespaces(const spec::Config& cfg) {
                 plan.init.fork_after_unshare = true;
                 plan.init.fork_unshare_flags |= CLONE_NEWTIME;
                 break;
-            default: plan.init.unshare_flags |= static_cast<uint64_t>(sys::clone_flag(ns.type));
+            default:
+                plan.init.unshare_flags |= static_cast<uint64_t>(sys::clone_flag(ns.type));
         }
     }
     return plan;
@@ -166,6 +170,17 @@ Result<std::optional<cgroups::CgroupManager>> make_cgroups(const spec::Config& c
         return std::unexpected(std::move(made).error().wrap(fmt::format("cgroup {} of container \"{}\"", path, id)));
     }
     return std::optional<cgroups::CgroupManager>(std::move(*made));
+}
+
+// Intel RDT needs the resctrl file system; berth does not manage resctrl groups yet. Checked before anything is
+// made, so a refused config leaves nothing behind.
+Result<void> check_intel_rdt() {
+    BERTH_ASSIGN(std::vector<sys::MountInfo> mounts, sys::read_mountinfo());
+    bool resctrl = false;
+    for (const auto& m : mounts)
+        if (m.fstype == "resctrl") resctrl = true;
+    if (!resctrl) return fail("linux.intelRdt: the host has no resctrl file system mounted");
+    return fail_errno(ENOTSUP, "linux.intelRdt: Intel RDT (resctrl) is not supported by berth yet");
 }
 
 Result<void> write_maps(pid_t pid, const spec::Config& cfg) {
@@ -214,9 +229,12 @@ Result<Launched> launch_container(const GlobalOptions& g, const CreateOptions& o
     if (cfg.process->terminal && mode == LaunchMode::create && o.console_socket.empty())
         return fail("process.terminal is true but no --console-socket was given to receive the terminal");
     if (g.systemd_cgroup) return fail("--systemd-cgroup: the systemd cgroup driver is not supported yet");
+    if (cfg.linux->intel_rdt) BERTH_TRY(check_intel_rdt());
+    BERTH_ASSIGN(sys::LsmSettings lsm, sys::resolve_lsm(*cfg.process, cfg.linux->mount_label));
 
-    st.rootfs = cfg.root->path.front() == '/' ? clean_path(cfg.root->path) : clean_path(path_join(st.bundle, cfg.root->path));
-    struct stat rst{};
+    st.rootfs =
+        cfg.root->path.front() == '/' ? clean_path(cfg.root->path) : clean_path(path_join(st.bundle, cfg.root->path));
+    struct stat rst {};
     if (::stat(st.rootfs.c_str(), &rst) < 0) return fail_sys("root.path {}", st.rootfs);
     if (!S_ISDIR(rst.st_mode)) return fail_errno(ENOTDIR, "root.path {}", st.rootfs);
     st.annotations = cfg.annotations;
@@ -277,6 +295,7 @@ Result<Launched> launch_container(const GlobalOptions& g, const CreateOptions& o
     ip.no_new_keyring = o.no_new_keyring;
     ip.preserve_fds = o.preserve_fds;
     ip.seccomp = seccomp ? &*seccomp : nullptr;
+    ip.lsm = std::move(lsm);
     ip.need_hooks_round = !cfg.hooks.prestart.empty() || !cfg.hooks.create_runtime.empty() ||
                           !cfg.hooks.create_container.empty() || !cfg.hooks.start_container.empty();
 
@@ -354,16 +373,19 @@ Result<Launched> launch_container(const GlobalOptions& g, const CreateOptions& o
                 st.pid = init_pid;
                 BERTH_TRY(forward_seccomp_listener(*cfg.linux->seccomp, msg->fd.get(), init_pid, st, "creating"));
                 break;
-            case SyncType::error: return std::unexpected(Error(msg->value, std::move(msg->text)));
-            case SyncType::ready: goto ready;
-            default: return fail("container init sent unexpected message {}", static_cast<uint32_t>(msg->type));
+            case SyncType::error:
+                return std::unexpected(Error(msg->value, std::move(msg->text)));
+            case SyncType::ready:
+                goto ready;
+            default:
+                return fail("container init sent unexpected message {}", static_cast<uint32_t>(msg->type));
         }
     }
 ready:
     st.pid = init_pid;
     st.pid_start_time = sys::process_start_time(init_pid);
-    st.new_pid_namespace = cfg.linux->find_namespace(NamespaceType::pid) &&
-                           cfg.linux->find_namespace(NamespaceType::pid)->path.empty();
+    st.new_pid_namespace =
+        cfg.linux->find_namespace(NamespaceType::pid) && cfg.linux->find_namespace(NamespaceType::pid)->path.empty();
     for (const auto& ns : cfg.linux->namespaces)
         st.namespace_paths[std::string(spec::to_string(ns.type))] =
             fmt::format("/proc/{}/ns/{}", init_pid, sys::proc_ns_name(ns.type));

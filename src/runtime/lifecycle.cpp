@@ -62,7 +62,10 @@ Result<void> start_container(const GlobalOptions& g, const std::string& id) {
             if (::read(fifo.get(), &c, 1) == 1) break;
         }
         if (fds[0].revents & POLLHUP || fds[1].revents & POLLIN)
-            return fail("container \"{}\": init exited before it was started", id);
+            return fail(
+                "container \"{}\": init exited before it was started (a failing startContainer hook "
+                "ends it; its error is on the container's stderr)",
+                id);
     }
     if (::unlink(fifo_path.c_str()) < 0 && errno != ENOENT) return fail_sys("remove {}", fifo_path);
     if (!st.hooks.poststart.empty()) {
@@ -174,8 +177,8 @@ Result<std::vector<ListEntry>> list_containers(const GlobalOptions& g) {
         auto st = load_state(g.root, id);
         if (!st) continue;  // removed meanwhile
         Status s = current_status(g.root, *st);
-        out.push_back({st->id, s == Status::stopped ? 0 : st->pid, std::string(to_string(s)), st->bundle,
-                       st->created, st->owner_uid == 0 ? "root" : std::to_string(st->owner_uid)});
+        out.push_back({st->id, s == Status::stopped ? 0 : st->pid, std::string(to_string(s)), st->bundle, st->created,
+                       st->owner_uid == 0 ? "root" : std::to_string(st->owner_uid)});
     }
     return out;
 }

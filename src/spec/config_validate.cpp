@@ -208,6 +208,20 @@ Result<void> validate_process(const Process& p, std::string_view base) {
         }
         if (s.nice < -20 || s.nice > 19)
             return invalid("{}: {} is outside [-20, 19]", field(base, "scheduler.nice"), s.nice);
+        // SCHED_ISO is in the spec's list but was never merged into Linux: sched_setattr would only say EINVAL.
+        if (s.policy == "SCHED_ISO")
+            return invalid("{}: SCHED_ISO is not implemented by Linux", field(base, "scheduler.policy"));
+        // sched_setattr(2): the real-time policies need a static priority in [1, 99]; runtime/deadline/period
+        // belong to SCHED_DEADLINE only.
+        bool realtime = s.policy == "SCHED_FIFO" || s.policy == "SCHED_RR";
+        if (realtime && (s.priority < 1 || s.priority > 99))
+            return invalid("{}: {} is outside [1, 99] for {}", field(base, "scheduler.priority"), s.priority, s.policy);
+        if (s.policy != "SCHED_DEADLINE") {
+            if (s.runtime != 0) return invalid("{}: only valid with SCHED_DEADLINE", field(base, "scheduler.runtime"));
+            if (s.deadline != 0)
+                return invalid("{}: only valid with SCHED_DEADLINE", field(base, "scheduler.deadline"));
+            if (s.period != 0) return invalid("{}: only valid with SCHED_DEADLINE", field(base, "scheduler.period"));
+        }
     }
     if (p.io_priority) {
         if (!contains(kIoPriorityClasses, p.io_priority->klass))

@@ -50,7 +50,8 @@ TEST_F(Hooks, AllSixKindsRunInOrderWithTheState) {
     EXPECT_TRUE(got == "prestart\ncreateRuntime\ncreateContainer\nstartContainer\nprocess\npoststart\npoststop\n" ||
                 got == "prestart\ncreateRuntime\ncreateContainer\nstartContainer\npoststart\nprocess\npoststop\n")
         << got;
-    for (const char* phase : {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}) {
+    for (const char* phase :
+         {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}) {
         std::string text = read_text(rootfs_ + "/tmp/state." + phase);
         ASSERT_FALSE(text.empty()) << phase;
         json st = json::parse(text);
@@ -86,6 +87,26 @@ TEST_F(Hooks, FailingAndTimedOutHooksFailCreate) {
     EXPECT_TRUE(root_entries().empty());
 }
 
+TEST_F(Hooks, FailingStartContainerHookFailsStart) {
+    // startContainer runs inside the container: a hook that fails there ends init before the process runs, and
+    // `start` reports it instead of returning as if the container had started.
+    write_text(rootfs_ + "/bad-start.sh", "#!/bin/sh\nexit 4\n", 0755);
+    json cfg = base_config({"sh", "-c", "echo ran > /tmp/ran"});
+    cfg["hooks"] = {{"startContainer", {{{"path", "/bad-start.sh"}}}}};
+    write_config(cfg);
+    std::string id = next_id();
+    ASSERT_EQ(berth({"create", "--bundle", bundle_, id}).exit_code, 0);
+    auto s = berth({"start", id});
+    EXPECT_NE(s.exit_code, 0);
+    EXPECT_NE(s.err.find("init exited before it was started"), std::string::npos) << s.err;
+    // init closed the fifo on its way out; it may need a moment more to be gone.
+    std::string status;
+    for (int i = 0; i < 200 && (status = json::parse(berth({"state", id}).out)["status"]) != "stopped"; ++i)
+        usleep(20000);
+    EXPECT_EQ(status, "stopped");
+    EXPECT_NE(access((rootfs_ + "/tmp/ran").c_str(), F_OK), 0);
+}
+
 // Receives one fd sent with SCM_RIGHTS on an accepted connection.
 int receive_fd(int listener) {
     int conn = accept(listener, nullptr, nullptr);
@@ -93,7 +114,7 @@ int receive_fd(int listener) {
     char name[256];
     struct iovec iov = {name, sizeof name};
     alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    struct msghdr msg{};
+    struct msghdr msg {};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control;
@@ -112,7 +133,7 @@ class Terminal : public BerthTest {};
 TEST_F(Terminal, ConsoleSocketReceivesThePtyMaster) {
     std::string sock_path = dir_ + "/console.sock";
     int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un addr{};
+    struct sockaddr_un addr {};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, sock_path.c_str(), sizeof addr.sun_path - 1);
     ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);

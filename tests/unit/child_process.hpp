@@ -5,6 +5,7 @@
 // all fail the test.
 #pragma once
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>

@@ -5,7 +5,6 @@ namespace berth::cli {
 
 std::vector<Command> unsupported_commands() {
     static const char* names[][2] = {
-        {"features", "print the features berth supports"},
         {"checkpoint", "checkpoint a running container"},
         {"restore", "restore a container from a checkpoint"},
     };

@@ -39,6 +39,7 @@ const Command& resume_command();
 const Command& update_command();
 const Command& events_command();
 const Command& ps_command();
+const Command& features_command();
 // Commands of runc's command line that berth does not implement yet: each exits 1 with "not supported".
 std::vector<Command> unsupported_commands();
 
