@@ -10,6 +10,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # test images and peer runtimes
   busybox-static runc crun iproute2 util-linux procps
+  # real clients that drive berth in tests/integration/clients_test.cpp (ctr and containerd-shim-runc-v2 come
+  # with containerd)
+  podman containerd conmon
 )
 
 missing=()
