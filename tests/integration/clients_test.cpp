@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -503,59 +504,95 @@ protected:
         if (pid_t pid = std::atoi(pid_text.c_str()); pid > 0 && alive(pid)) ::kill(pid, SIGKILL);
         BerthTest::TearDown();
     }
-    // Runs conmon for container `id` the way CRI-O does: conmon runs `berth create`, reports the pid (or the
-    // runtime's error) as JSON on the sync pipe (fd 3, named by _OCI_SYNCPIPE), then stays as the container's
-    // monitor, writing its CRI log and, at the end, its exit code.
-    CommandResult conmon(const std::string& id, json* sync) {
+    // Runs conmon for container `id` the way CRI-O does: conmon runs `berth create` (or, with `-e`, `berth exec`),
+    // reports the pid (or the runtime's error) as JSON on the sync pipe (fd 3, named by _OCI_SYNCPIPE), then stays
+    // as the container's monitor, writing its CRI log to `log` and, at the end, its exit code. Returns conmon's
+    // result; the sync pipe's messages go to `sync`, read until `messages` arrived (conmon keeps its end open while
+    // it monitors, so there is no EOF to wait for).
+    CommandResult conmon(const std::string& id, const std::vector<std::string>& extra, const std::string& log,
+                         std::vector<json>* sync, size_t messages = 1) {
         int pipe_fds[2];
         EXPECT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+        std::vector<std::string> argv = {conmon_,
+                                         "--api-version",
+                                         "1",
+                                         "-c",
+                                         id,
+                                         "-u",
+                                         id,
+                                         "-n",
+                                         "k8s_" + id,
+                                         "-r",
+                                         BERTH_BIN,
+                                         "-l",
+                                         "k8s-file:" + log,
+                                         "--exit-dir",
+                                         dir_ + "/exits",
+                                         "--socket-dir-path",
+                                         dir_ + "/sockets",
+                                         "--log-level",
+                                         "debug",
+                                         "--syslog=false",
+                                         "--runtime-arg",
+                                         "--root=" + root_,
+                                         "--runtime-arg",
+                                         "--log=" + dir_ + "/userdata/runtime.log",
+                                         "--runtime-arg",
+                                         "--log-format=json"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
         ::setenv("_OCI_SYNCPIPE", "3", 1);
-        CommandResult r = run_command({conmon_,
-                                       "--api-version",
-                                       "1",
-                                       "-c",
-                                       id,
-                                       "-u",
-                                       id,
-                                       "-n",
-                                       "k8s_" + id,
-                                       "-r",
-                                       BERTH_BIN,
-                                       "-b",
-                                       bundle_,
-                                       "-p",
-                                       dir_ + "/userdata/pidfile",
-                                       "-P",
-                                       dir_ + "/userdata/conmon.pid",
-                                       "-l",
-                                       "k8s-file:" + dir_ + "/userdata/ctr.log",
-                                       "--exit-dir",
-                                       dir_ + "/exits",
-                                       "--socket-dir-path",
-                                       dir_ + "/sockets",
-                                       "--log-level",
-                                       "debug",
-                                       "--syslog=false",
-                                       "--runtime-arg",
-                                       "--root=" + root_,
-                                       "--runtime-arg",
-                                       "--log=" + dir_ + "/userdata/runtime.log",
-                                       "--runtime-arg",
-                                       "--log-format=json"},
-                                      {}, {pipe_fds[1]});
+        CommandResult r = run_command(argv, {}, {pipe_fds[1]});
         ::unsetenv("_OCI_SYNCPIPE");
         ::close(pipe_fds[1]);
-        // One message, written at once; conmon keeps its end open while it monitors the container, so no EOF.
         std::string text;
-        struct pollfd pfd = {pipe_fds[0], POLLIN, 0};
-        if (::poll(&pfd, 1, 60000) == 1) {
+        while (sync->size() < messages) {
+            struct pollfd pfd = {pipe_fds[0], POLLIN, 0};
+            if (::poll(&pfd, 1, 60000) != 1) break;
             char buf[4096];
             ssize_t n = ::read(pipe_fds[0], buf, sizeof buf);
-            if (n > 0) text.assign(buf, static_cast<size_t>(n));
+            if (n <= 0) break;
+            text.append(buf, static_cast<size_t>(n));
+            // Messages are JSON objects written one per write; split on the closing brace of each.
+            for (size_t end; (end = text.find('}')) != std::string::npos;) {
+                sync->push_back(json::parse(text.substr(0, end + 1), nullptr, false));
+                text.erase(0, end + 1);
+            }
         }
         ::close(pipe_fds[0]);
-        *sync = json::parse(text, nullptr, false);
         return r;
+    }
+    // conmon for a new container from the bundle, as CRI-O's CreateContainer runs it.
+    CommandResult conmon_create(const std::string& id, const std::vector<std::string>& extra, json* sync) {
+        std::vector<std::string> args = {
+            "-b", bundle_, "-p", dir_ + "/userdata/pidfile", "-P", dir_ + "/userdata/conmon.pid"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        std::vector<json> messages;
+        CommandResult r = conmon(id, args, dir_ + "/userdata/ctr.log", &messages);
+        *sync = messages.empty() ? json() : messages.front();
+        return r;
+    }
+    // The logical lines of a CRI log file as "<stream> <text>": every line must be "<RFC3339Nano> <stream> <P|F>
+    // <text>", and partial (P) lines are joined with the rest of their line, as kubelet reads them (a line the
+    // container wrote in two writes may arrive in two pieces).
+    std::vector<std::string> cri_log_lines(const std::string& path) {
+        static const std::regex line_re(
+            R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) (stdout|stderr) ([PF]) ([^\n]*)$)");
+        std::vector<std::string> got;
+        std::map<std::string, std::string> partial;
+        std::istringstream in(read_text(path));
+        for (std::string line; std::getline(in, line);) {
+            std::smatch m;
+            EXPECT_TRUE(std::regex_match(line, m, line_re)) << "not a CRI log line: " << line;
+            if (m.empty()) continue;
+            std::string stream = m[2].str();
+            partial[stream] += m[4].str();
+            if (m[3].str() == "F") {
+                got.push_back(stream + " " + partial[stream]);
+                partial[stream].clear();
+            }
+        }
+        for (const auto& [stream, rest] : partial) EXPECT_TRUE(rest.empty()) << stream << " ends in a partial line";
+        return got;
     }
     std::string conmon_;
 };
@@ -563,7 +600,7 @@ protected:
 TEST_F(Conmon, CreatesTheContainerWritesItsCriLogAndExitCode) {
     write_config(base_config({"sh", "-c", "echo line one; echo line two >&2; echo line three; exit 3"}));
     json sync;
-    CommandResult r = conmon("cm", &sync);
+    CommandResult r = conmon_create("cm", {}, &sync);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     ASSERT_TRUE(sync.is_object()) << sync.dump();
     // The pid conmon reports is the container's init, as berth wrote it into --pid-file.
@@ -577,18 +614,10 @@ TEST_F(Conmon, CreatesTheContainerWritesItsCriLogAndExitCode) {
     ASSERT_TRUE(wait_for([&] { return exists(dir_ + "/exits/cm"); })) << "conmon wrote no exit file";
     EXPECT_EQ(trim(read_text(dir_ + "/exits/cm")), "3");
 
-    // CRI log format: "<RFC3339Nano> <stream> <P|F> <text>" per line, in the order the container wrote them.
-    std::string log = read_text(dir_ + "/userdata/ctr.log");
-    std::regex line_re(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) (stdout|stderr) F (.*)$)");
-    std::vector<std::string> got;
-    std::istringstream in(log);
-    for (std::string line; std::getline(in, line);) {
-        std::smatch m;
-        ASSERT_TRUE(std::regex_match(line, m, line_re)) << "not a CRI log line: " << line;
-        got.push_back(m[2].str() + ":" + m[3].str());
-    }
-    std::sort(got.begin(), got.end());  // stdout and stderr are separate pipes: their relative order is not fixed
-    EXPECT_EQ(got, (std::vector<std::string>{"stderr:line two", "stdout:line one", "stdout:line three"})) << log;
+    // stdout and stderr are separate pipes: their relative order is not fixed.
+    std::vector<std::string> got = cri_log_lines(dir_ + "/userdata/ctr.log");
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, (std::vector<std::string>{"stderr line two", "stdout line one", "stdout line three"}));
 
     EXPECT_EQ(json::parse(berth({"state", "cm"}).out).value("status", ""), "stopped");
     EXPECT_EQ(berth({"delete", "cm"}).exit_code, 0);
@@ -598,12 +627,58 @@ TEST_F(Conmon, ReportsTheRuntimesErrorOnTheSyncPipe) {
     write_config(base_config({"/no/such/binary"}));
     json sync;
     // conmon's own exit code is not the verdict (its first process has forked away by then): the pipe is.
-    conmon("bad", &sync);
+    conmon_create("bad", {}, &sync);
     ASSERT_TRUE(sync.is_object()) << sync.dump();
     EXPECT_EQ(sync.value("data", 0), -1) << sync.dump();
     // CRI-O shows this message to the user: it must say what failed, not just that berth exited 1.
     EXPECT_NE(sync.value("message", "").find("/no/such/binary"), std::string::npos) << sync.dump();
     EXPECT_TRUE(root_entries().empty());
+}
+
+// process.terminal: conmon passes --console-socket, berth sends the pty master there, conmon logs what the
+// container writes on it.
+TEST_F(Conmon, TerminalThroughTheConsoleSocket) {
+    json cfg = base_config({"sh", "-c", "tty; echo on the pty; exit 2"});
+    cfg["process"]["terminal"] = true;
+    write_config(cfg);
+    json sync;
+    CommandResult r = conmon_create("tty", {"-t"}, &sync);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    ASSERT_GT(sync.value("data", 0), 0) << sync.dump() << read_text(dir_ + "/userdata/runtime.log");
+    ASSERT_EQ(berth({"start", "tty"}).exit_code, 0);
+    ASSERT_TRUE(wait_for([&] { return exists(dir_ + "/exits/tty"); })) << "conmon wrote no exit file";
+    EXPECT_EQ(trim(read_text(dir_ + "/exits/tty")), "2");
+    std::vector<std::string> got = cri_log_lines(dir_ + "/userdata/ctr.log");
+    EXPECT_EQ(got, (std::vector<std::string>{"stdout /dev/pts/0\r", "stdout on the pty\r"}));
+    EXPECT_EQ(berth({"delete", "tty"}).exit_code, 0);
+}
+
+// CRI-O's ExecSync: conmon -e runs `berth exec --process <spec> --detach --pid-file`, then reports the exec's pid
+// and its exit code on the sync pipe and logs its output.
+TEST_F(Conmon, ExecSync) {
+    write_config(base_config({"sleep", "600"}));
+    json sync;
+    ASSERT_EQ(conmon_create("ex", {}, &sync).exit_code, 0);
+    ASSERT_GT(sync.value("data", 0), 0) << sync.dump();
+    ASSERT_EQ(berth({"start", "ex"}).exit_code, 0);
+
+    json process = base_config({"sh", "-c", "echo from exec; tr '\\0' ' ' </proc/1/cmdline; echo; exit 7"})["process"];
+    write_text(dir_ + "/userdata/exec-process.json", process.dump());
+    std::vector<json> messages;
+    CommandResult r = conmon("ex",
+                             {"-e", "--exec-process-spec", dir_ + "/userdata/exec-process.json", "-p",
+                              dir_ + "/userdata/exec.pid", "-T", "60"},
+                             dir_ + "/userdata/exec.log", &messages, 2);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_EQ(messages.size(), 2u) << r.err;
+    int exec_pid = std::atoi(read_text(dir_ + "/userdata/exec.pid").c_str());
+    EXPECT_GT(exec_pid, 0);
+    EXPECT_EQ(messages[0].value("data", 0), exec_pid) << messages[0].dump();
+    EXPECT_EQ(messages[1].value("data", 0), 7) << messages[1].dump();
+    std::vector<std::string> got = cri_log_lines(dir_ + "/userdata/exec.log");
+    EXPECT_EQ(got, (std::vector<std::string>{"stdout from exec", "stdout sleep 600 "}));
+    EXPECT_EQ(json::parse(berth({"state", "ex"}).out).value("status", ""), "running");
+    EXPECT_EQ(berth({"delete", "--force", "ex"}).exit_code, 0);
 }
 
 }  // namespace
