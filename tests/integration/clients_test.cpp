@@ -457,6 +457,17 @@ TEST_F(Containerd, RunExecKillDelete) {
     EXPECT_TRUE(berth_containers().empty());
 }
 
+// `ctr run --tty`: the shim passes --console-socket and proxies the pty master berth sends it. ctr needs a terminal
+// of its own, which script(1) provides.
+TEST_F(Containerd, Terminal) {
+    std::string command = ctr_ + " --address " + socket_ + " --namespace " + tag_ + " run --rm --tty --runc-binary " +
+                          BERTH_BIN + " --runc-root " + dir_ + "/berth " + kImage + " tty sh -c 'tty; exit 3'";
+    CommandResult r = run_command({"/usr/bin/script", "--quiet", "--return", "--command", command, "/dev/null"});
+    EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+    EXPECT_NE(r.out.find("/dev/pts/0"), std::string::npos) << r.out;
+    EXPECT_TRUE(berth_containers().empty());
+}
+
 TEST_F(Containerd, PauseResume) {
     if (auto why = missing_support({"pause"}); !why.empty()) GTEST_SKIP() << "no cgroup support yet: " << why;
     ASSERT_EQ(ctr_run({"--detach"}, "paused", {"sleep", "600"}).exit_code, 0);
