@@ -281,6 +281,21 @@ TEST_F(Podman, RunExecStopRm) {
     EXPECT_EQ(ps.out.find(name), std::string::npos) << ps.out;
 }
 
+// podman maps the runtime's create error to its exit code by its text, as it does for runc: 127 when the command
+// does not exist, 126 when it cannot be executed.
+TEST_F(Podman, ExitCodesOfACommandThatCannotRun) {
+    CommandResult missing = podman_run({"--rm"}, {"no-such-command"});
+    EXPECT_EQ(missing.exit_code, 127) << missing.err;
+    EXPECT_NE(missing.err.find("no-such-command"), std::string::npos) << missing.err;
+    CommandResult absent = podman_run({"--rm"}, {"/no/such/file"});
+    EXPECT_EQ(absent.exit_code, 127) << absent.err;
+    CommandResult not_executable = podman_run({"--rm"}, {"/etc/passwd"});
+    EXPECT_EQ(not_executable.exit_code, 126) << not_executable.err;
+    EXPECT_NE(not_executable.err.find("/etc/passwd"), std::string::npos) << not_executable.err;
+    CommandResult ps = podman({"ps", "--all", "--quiet"});
+    EXPECT_EQ(ps.out, "");
+}
+
 TEST_F(Podman, ReadOnlyRootfs) {
     CommandResult r = podman_run({"--rm", "--read-only"},
                                  {"sh", "-c", "touch /tmp/ok && echo tmp-writable; touch /etc/x 2>&1; echo rc=$?"});
