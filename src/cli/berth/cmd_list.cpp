@@ -1,5 +1,4 @@
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
@@ -8,7 +7,9 @@ namespace berth::cli {
 
 const Command& list_command() {
     static const Command c{
-        "list", "[command options]", "list containers under --root",
+        "list",
+        "[command options]",
+        "list containers under --root",
         {{{"format", "f"}, true, "table or json"}, {{"quiet", "q"}, false, "print only container ids"}},
         [](const runtime::GlobalOptions& g, const ParsedFlags& f) {
             std::string format = f.value("format", "table");
@@ -37,7 +38,8 @@ const Command& list_command() {
             }
             return 0;
         },
-        0, 0};
+        0,
+        0};
     return c;
 }
 
