@@ -481,6 +481,14 @@ TEST_F(Containerd, Terminal) {
     EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
     EXPECT_NE(r.out.find("/dev/pts/0"), std::string::npos) << r.out;
     EXPECT_TRUE(berth_containers().empty());
+
+    // exec --tty: `berth exec --tty --console-socket` from the shim, a pty of the exec's own.
+    ASSERT_EQ(ctr_run({"--detach"}, "ttyexec", {"sleep", "600"}).exit_code, 0);
+    std::string exec = ctr_ + " --address " + socket_ + " --namespace " + tag_ +
+                       " task exec --tty --exec-id t1 ttyexec sh -c 'tty; exit 4'";
+    CommandResult e = run_command({"/usr/bin/script", "--quiet", "--return", "--command", exec, "/dev/null"});
+    EXPECT_EQ(e.exit_code, 4) << e.out << e.err;
+    EXPECT_NE(e.out.find("/dev/pts/"), std::string::npos) << e.out;
 }
 
 TEST_F(Containerd, PauseResume) {
