@@ -263,6 +263,8 @@ TEST_F(Podman, RunExecStopRm) {
         podman({"exec", name, "sh", "-c", "tr '\\0' ' ' </proc/1/cmdline; echo; echo in-exec; exit 4"});
     EXPECT_EQ(exec.exit_code, 4) << exec.err;
     EXPECT_EQ(exec.out, "sh -c " + script + " \nin-exec\n");
+    EXPECT_EQ(podman({"exec", name, "no-such-command"}).exit_code, 127);
+    EXPECT_EQ(podman({"exec", name, "/etc/passwd"}).exit_code, 126);
     CommandResult exec_ok = podman({"exec", name, "readlink", "/proc/1/ns/mnt"});
     EXPECT_EQ(exec_ok.exit_code, 0) << exec_ok.err;
     EXPECT_EQ(trim(exec_ok.out), read_link("/proc/" + std::to_string(pid) + "/ns/mnt"));
