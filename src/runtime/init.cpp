@@ -30,9 +30,8 @@ constexpr long kKeyctlJoinSessionKeyring = 1;  // KEYCTL_JOIN_SESSION_KEYRING
 
 Result<SyncMessage> expect(int sock, SyncType want) {
     BERTH_ASSIGN(SyncMessage m, sync_recv(sock));
-    if (m.type != want)
-        return fail("unexpected sync message {} (wanted {})", static_cast<uint32_t>(m.type),
-                    static_cast<uint32_t>(want));
+    if (m.type != want) return fail("unexpected sync message {} (wanted {})", static_cast<uint32_t>(m.type),
+                                    static_cast<uint32_t>(want));
     return m;
 }
 
@@ -265,7 +264,7 @@ Result<void> become_process(const BecomeProcess& b) {
 Result<std::string> find_executable(const std::string& name, const std::vector<std::string>& env,
                                     const std::string& cwd) {
     auto runnable = [](const std::string& path) {
-        struct stat st {};
+        struct stat st{};
         return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
     };
     if (name.find('/') != std::string::npos) {

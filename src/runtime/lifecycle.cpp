@@ -167,8 +167,8 @@ Result<std::vector<ListEntry>> list_containers(const GlobalOptions& g) {
         auto st = load_state(g.root, id);
         if (!st) continue;  // removed meanwhile
         Status s = current_status(g.root, *st);
-        out.push_back({st->id, s == Status::stopped ? 0 : st->pid, std::string(to_string(s)), st->bundle, st->created,
-                       st->owner_uid == 0 ? "root" : std::to_string(st->owner_uid)});
+        out.push_back({st->id, s == Status::stopped ? 0 : st->pid, std::string(to_string(s)), st->bundle,
+                       st->created, st->owner_uid == 0 ? "root" : std::to_string(st->owner_uid)});
     }
     return out;
 }

@@ -149,8 +149,7 @@ TEST_F(Lifecycle, RunReturnsExitCodeAndSignal) {
 }
 
 TEST_F(Lifecycle, RunForwardsSignals) {
-    write_config(
-        base_config({"sh", "-c", "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.05; done"}));
+    write_config(base_config({"sh", "-c", "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.05; done"}));
     std::string id = next_id();
     int out[2];
     ASSERT_EQ(pipe(out), 0);

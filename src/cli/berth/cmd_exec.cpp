@@ -6,8 +6,7 @@ namespace berth::cli {
 
 const Command& exec_command() {
     static const Command c{
-        "exec",
-        "[command options] <container-id> <command> [command options]  ||  -p process.json <container-id>",
+        "exec", "[command options] <container-id> <command> [command options]  ||  -p process.json <container-id>",
         "execute a new process inside a container",
         {
             {{"console-socket"}, true, "AF_UNIX socket that receives the pty master"},
@@ -60,9 +59,7 @@ const Command& exec_command() {
             if (!r) return report_error(r.error());
             return *r;
         },
-        1,
-        100000,
-        true};
+        1, 100000, true};
     return c;
 }
 

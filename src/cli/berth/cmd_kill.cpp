@@ -5,8 +5,7 @@
 namespace berth::cli {
 
 const Command& kill_command() {
-    static const Command c{"kill",
-                           "[command options] <container-id> [signal]",
+    static const Command c{"kill", "[command options] <container-id> [signal]",
                            "send a signal (default SIGTERM) to the container's init process",
                            {{{"all", "a"}, false, "send the signal to all processes in the container"}},
                            [](const runtime::GlobalOptions& g, const ParsedFlags& f) {
@@ -20,8 +19,7 @@ const Command& kill_command() {
                                    return report_error(r.error());
                                return 0;
                            },
-                           1,
-                           2};
+                           1, 2};
     return c;
 }
 

@@ -1,4 +1,5 @@
 #include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
@@ -7,9 +8,7 @@ namespace berth::cli {
 
 const Command& list_command() {
     static const Command c{
-        "list",
-        "[command options]",
-        "list containers under --root",
+        "list", "[command options]", "list containers under --root",
         {{{"format", "f"}, true, "table or json"}, {{"quiet", "q"}, false, "print only container ids"}},
         [](const runtime::GlobalOptions& g, const ParsedFlags& f) {
             std::string format = f.value("format", "table");
@@ -38,8 +37,7 @@ const Command& list_command() {
             }
             return 0;
         },
-        0,
-        0};
+        0, 0};
     return c;
 }
 

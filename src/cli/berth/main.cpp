@@ -28,16 +28,15 @@ const std::vector<FlagSpec>& global_flags() {
 }
 
 std::vector<Command> all_commands() {
-    std::vector<Command> cmds = {create_command(), start_command(), state_command(), kill_command(), delete_command(),
-                                 run_command(),    list_command(),  spec_command(),  exec_command()};
+    std::vector<Command> cmds = {create_command(), start_command(), state_command(), kill_command(),
+                                 delete_command(), run_command(),   list_command(),  spec_command(), exec_command()};
     for (auto& c : unsupported_commands()) cmds.push_back(std::move(c));
     return cmds;
 }
 
 void print_help(const std::vector<Command>& cmds) {
-    std::printf(
-        "berth - an OCI container runtime\n\nUSAGE:\n   berth [global options] command [command options] "
-        "[arguments...]\n\nCOMMANDS:\n");
+    std::printf("berth - an OCI container runtime\n\nUSAGE:\n   berth [global options] command [command options] "
+                "[arguments...]\n\nCOMMANDS:\n");
     for (const auto& c : cmds) std::printf("   %-12s %s\n", c.name.c_str(), c.summary.c_str());
     std::printf("\nGLOBAL OPTIONS:\n%s", usage_of(global_flags()).c_str());
 }
@@ -88,11 +87,11 @@ int main_impl(int argc, char** argv) {
             return 0;
         }
         if (f->positional.size() < c.min_args || f->positional.size() > c.max_args)
-            return report_error(
-                Error(0, fmt::format("{}: expected {} argument(s): {}", name,
-                                     c.min_args == c.max_args ? std::to_string(c.min_args)
-                                                              : fmt::format("{} to {}", c.min_args, c.max_args),
-                                     c.usage)));
+            return report_error(Error(0, fmt::format("{}: expected {} argument(s): {}", name,
+                                                     c.min_args == c.max_args ? std::to_string(c.min_args)
+                                                                              : fmt::format("{} to {}", c.min_args,
+                                                                                            c.max_args),
+                                                     c.usage)));
         return c.run(g, *f);
     }
     return report_error(Error(0, fmt::format("no such command \"{}\" (see berth --help)", name)));
@@ -120,6 +119,4 @@ Result<long> int_flag(const ParsedFlags& f, const std::string& name, long lo, lo
 
 }  // namespace berth::cli
 
-int main(int argc, char** argv) {
-    return berth::cli::main_impl(argc, argv);
-}
+int main(int argc, char** argv) { return berth::cli::main_impl(argc, argv); }
