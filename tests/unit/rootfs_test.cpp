@@ -436,7 +436,8 @@ TEST_F(RootfsTest, ErrorsNameTheMountAndTheErrno) {
         << missing;
 
     config.mounts = {mnt("/t", "bind", "data-src", {"bind", "tmpcopyup"})};
-    EXPECT_NE(prepare_error(config, options()).find("tmpcopyup"), std::string::npos);
+    EXPECT_NE(prepare_error(config, options()).find("\"tmpcopyup\" is only for tmpfs mounts, not bind"),
+              std::string::npos);
     config.mounts = {mnt("/t", "proc", "proc", {"tmpcopyup"})};
     EXPECT_NE(prepare_error(config, options()).find("\"tmpcopyup\" is only for tmpfs mounts, not proc"),
               std::string::npos);
