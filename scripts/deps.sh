@@ -10,6 +10,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # test images and peer runtimes
   busybox-static runc crun iproute2 util-linux procps
+  # real clients that drive berth in tests/integration/clients_test.cpp (ctr and containerd-shim-runc-v2 come
+  # with containerd), curl for containerd's Tasks.Update API, which ctr 1.6 has no command for
+  podman containerd conmon curl
 )
 
 missing=()

@@ -116,8 +116,10 @@ Result<MountFlags> parse_mount_options(const std::vector<std::string>& options) 
             out.bind = out.rbind = true;
             continue;
         }
-        if (opt == "tmpcopyup")
-            return fail("mount option \"tmpcopyup\" is not supported (copying up the mount point's contents)");
+        if (opt == "tmpcopyup") {
+            out.tmpcopyup = true;
+            continue;
+        }
         if (opt == "idmap" || opt == "ridmap")
             return fail("mount option \"{}\" is not supported (id-mapped mounts)", opt);
 

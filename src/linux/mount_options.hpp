@@ -28,6 +28,9 @@ struct MountFlags {
     bool recursive_readonly = false;  // "rro" (also in attr_set)
     bool bind = false;                // "bind" or "rbind"
     bool rbind = false;               // "rbind": bind with MS_REC
+    // "tmpcopyup" (runc's and crun's extension, sent by podman for --read-only's tmpfs mounts): the new tmpfs
+    // starts with a copy of what the mount point held.
+    bool tmpcopyup = false;
     // Options that are not generic mount flags, comma-joined in their original order (e.g. "mode=755,size=65536k"),
     // passed to mount(2) as the filesystem-specific data.
     std::string data;
@@ -35,8 +38,8 @@ struct MountFlags {
     bool has_recursive_attrs() const { return attr_set != 0 || attr_clr != 0; }
 };
 
-// Parses an options list. Errors, naming the option: "tmpcopyup" (not supported), "idmap"/"ridmap" (not
-// supported), conflicting propagation options, an empty option.
+// Parses an options list. Errors, naming the option: "idmap"/"ridmap" (not supported), conflicting propagation options,
+// an empty option.
 [[nodiscard]] Result<MountFlags> parse_mount_options(const std::vector<std::string>& options);
 
 // Every option name parse_mount_options() interprets itself (features.md "mountOptions"): generic flags, their

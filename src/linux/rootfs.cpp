@@ -344,6 +344,86 @@ Result<void> mount_cgroup(Ctx& ctx, const spec::Mount& m, const std::string& des
     return mount_cgroup_v1(ctx, dest, mf, v1, v2, lines);
 }
 
+// Copies the tree under the directory `from` into the directory `to` (both O_RDONLY|O_DIRECTORY fds): files,
+// directories, symlinks, device nodes, fifos and sockets, with their owner, mode and times; hard links become
+// separate files. Symlinks are copied, never followed: `from` is container content.
+Result<void> copy_tree(int from, int to) {
+    UniqueFd list(::openat(from, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!list) return fail_sys("open directory");
+    DIR* dir = ::fdopendir(list.get());
+    if (!dir) return fail_sys("fdopendir");
+    (void)list.release();
+    struct DirCloser {
+        DIR* d;
+        ~DirCloser() { ::closedir(d); }
+    } closer{dir};
+    while (struct dirent* de = ::readdir(dir)) {
+        std::string_view name = de->d_name;
+        if (name == "." || name == "..") continue;
+        struct stat st {};
+        if (::fstatat(from, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) return fail_sys("stat {}", name);
+        auto copied = [&]() -> Result<void> {
+            if (S_ISDIR(st.st_mode)) {
+                if (::mkdirat(to, de->d_name, 0700) < 0) return fail_sys("mkdir");
+                UniqueFd src(::openat(from, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+                UniqueFd dst(::openat(to, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+                if (!src || !dst) return fail_sys("open");
+                return copy_tree(src.get(), dst.get());
+            }
+            if (S_ISREG(st.st_mode)) {
+                UniqueFd src(::openat(from, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+                if (!src) return fail_sys("open");
+                UniqueFd dst(::openat(to, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+                if (!dst) return fail_sys("create");
+                char buf[65536];
+                for (;;) {
+                    ssize_t n = ::read(src.get(), buf, sizeof buf);
+                    if (n < 0 && errno == EINTR) continue;
+                    if (n < 0) return fail_sys("read");
+                    if (n == 0) break;
+                    for (ssize_t done = 0; done < n;) {
+                        ssize_t w = ::write(dst.get(), buf + done, static_cast<size_t>(n - done));
+                        if (w < 0 && errno == EINTR) continue;
+                        if (w < 0) return fail_sys("write");
+                        done += w;
+                    }
+                }
+                return {};
+            }
+            if (S_ISLNK(st.st_mode)) {
+                std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+                ssize_t n = ::readlinkat(from, de->d_name, target.data(), target.size());
+                if (n < 0) return fail_sys("readlink");
+                target.resize(static_cast<size_t>(n));
+                if (::symlinkat(target.c_str(), to, de->d_name) < 0) return fail_sys("symlink");
+                return {};
+            }
+            if (::mknodat(to, de->d_name, st.st_mode, st.st_rdev) < 0) return fail_sys("mknod");
+            return {};
+        }();
+        if (!copied) return std::unexpected(copied.error().wrap(std::string(name)));
+        // Owner before mode: chown clears set-id bits.
+        if (::fchownat(to, de->d_name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+            return fail_sys("chown {}", name);
+        if (!S_ISLNK(st.st_mode) && ::fchmodat(to, de->d_name, st.st_mode & 07777, 0) < 0)
+            return fail_sys("chmod {}", name);
+        const struct timespec times[2] = {st.st_atim, st.st_mtim};
+        if (::utimensat(to, de->d_name, times, AT_SYMLINK_NOFOLLOW) < 0) return fail_sys("set times of {}", name);
+    }
+    return {};
+}
+
+// A tmpfs with "tmpcopyup": `below` (opened before the mount) still reaches the directory the tmpfs now hides;
+// its contents are copied into the fresh tmpfs, which is made read-only only afterwards if asked to be.
+Result<void> copy_up(Ctx& ctx, const std::string& dest, int target_fd, int below, const MountFlags& mf) {
+    BERTH_ASSIGN(UniqueFd fresh, reopen_mounted(ctx.root.get(), dest, target_fd));
+    UniqueFd above(::openat(fresh.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!above) return fail_sys("open the new tmpfs");
+    BERTH_TRY_CTX(copy_tree(below, above.get()), "tmpcopyup: copy the contents of {}", dest);
+    if (mf.flags & MS_RDONLY) BERTH_TRY_CTX(remount_bind(fresh.get(), mf.flags, mf.clear), "tmpcopyup");
+    return {};
+}
+
 Result<void> mount_filesystem(Ctx& ctx, const spec::Mount& m, const std::string& dest, const MountFlags& mf) {
     BERTH_ASSIGN(UniqueFd target, mkdir_all_in_root(ctx.root.get(), dest, 0755));
     BERTH_TRY(check_target(dest, target.get()));
@@ -358,7 +438,14 @@ Result<void> mount_filesystem(Ctx& ctx, const spec::Mount& m, const std::string&
         return apply_propagation_and_attrs(fresh.get(), mf);
     }
 
-    if (::mount(source.c_str(), fd_path(target.get()).c_str(), m.type.c_str(), mf.flags, data) < 0) {
+    UniqueFd below;
+    unsigned long flags = mf.flags;
+    if (mf.tmpcopyup) {
+        below = UniqueFd(::openat(target.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!below) return fail_sys("tmpcopyup: open {}", dest);
+        flags &= ~MS_RDONLY;  // filled first, made read-only after
+    }
+    if (::mount(source.c_str(), fd_path(target.get()).c_str(), m.type.c_str(), flags, data) < 0) {
         int err = errno;
         // Without its own network namespace a user namespace may not mount sysfs, nor mqueue without its own IPC
         // namespace: bind the host's instead, as runc does.
@@ -374,6 +461,7 @@ Result<void> mount_filesystem(Ctx& ctx, const spec::Mount& m, const std::string&
         }
         return errno_error(err);
     }
+    if (mf.tmpcopyup) BERTH_TRY(copy_up(ctx, dest, target.get(), below.get(), mf));
     if (mf.propagation || mf.has_recursive_attrs()) {
         BERTH_ASSIGN(UniqueFd fresh, reopen_mounted(ctx.root.get(), dest, target.get()));
         BERTH_TRY(apply_propagation_and_attrs(fresh.get(), mf));
@@ -397,6 +485,8 @@ Result<void> mount_entry(Ctx& ctx, const spec::Mount& m) {
     BERTH_ASSIGN(MountFlags mf, parse_mount_options(m.options));
     if (!m.uid_mappings.empty() || !m.gid_mappings.empty())
         return fail("uidMappings/gidMappings on a mount (id-mapped mounts) are not supported");
+    if (mf.tmpcopyup && m.type != "tmpfs")
+        return fail("mount option \"tmpcopyup\" is only for tmpfs mounts, not {}", m.type.empty() ? "bind" : m.type);
     if (mf.bind || m.type == "bind") {
         std::string source = m.source;
         if (source.empty()) return fail("bind mount without a source");

@@ -287,8 +287,15 @@ Result<std::string> find_executable(const std::string& name, const std::vector<s
         return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
     };
     if (name.find('/') != std::string::npos) {
+        // The errno is what execve would give, and its text is what clients match: podman exits 127 on "no such
+        // file or directory" and 126 on "permission denied", as with runc.
         std::string full = name.front() == '/' ? name : path_join(cwd, name);
-        if (!runnable(full)) return fail_errno(ENOENT, "executable \"{}\" in the container", name);
+        struct stat st {};
+        if (::stat(full.c_str(), &st) < 0) return fail_sys("executable \"{}\" in the container", name);
+        if (S_ISDIR(st.st_mode)) return fail_errno(EACCES, "executable \"{}\" in the container is a directory", name);
+        if (!runnable(full))
+            return fail_errno(EACCES, "executable \"{}\" in the container is not an executable file (mode {:o})", name,
+                              st.st_mode & 07777);
         return name;
     }
     std::string path = env_value(env, "PATH");

@@ -117,7 +117,9 @@ std::vector<pid_t> container_pids(const ContainerState& st) {
 Result<void> kill_container(const GlobalOptions& g, const std::string& id, int signal, bool all) {
     BERTH_ASSIGN(ContainerState st, load_state(g.root, id));
     Status status = current_status(g.root, st);
-    if (status == Status::stopped) return fail("container \"{}\" is not running", id);
+    // "container not running" is runc's text: containerd-shim-runc-v2 matches it to tell "already exited" from a
+    // failed kill.
+    if (status == Status::stopped) return fail("cannot kill container \"{}\": container not running", id);
     BERTH_ASSIGN(UniqueFd pidfd, open_pidfd(st));
     if (all) {
         for (pid_t p : container_pids(st))

@@ -16,3 +16,21 @@ TEST(Cli, VersionNamesSpec) {
 }
 
 }  // namespace
+
+#include "harness.hpp"
+
+namespace {
+
+// containerd's shim runs `ps --format json <id>`: a command berth lacks must answer "not supported" whatever flags
+// of runc's it comes with, never a flag error that hides why.
+TEST(Cli, UnsupportedCommandsSaySoWithRuncsFlags) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"checkpoint", "--image-path", "/tmp/x", "id"},
+                                          std::vector<std::string>{"restore", "--detach", "-b", "/tmp", "id"}}) {
+        args.insert(args.begin(), BERTH_BIN);
+        auto r = berth::test::run_command(args);
+        EXPECT_EQ(r.exit_code, 1) << args[1];
+        EXPECT_NE(r.err.find("not supported"), std::string::npos) << args[1] << ": " << r.err;
+    }
+}
+
+}  // namespace

@@ -112,8 +112,15 @@ TEST(MountOptions, UnknownOptionsGoToDataInOrder) {
     EXPECT_EQ(f.flags, static_cast<unsigned long>(MS_NOSUID));
 }
 
+TEST(MountOptions, Tmpcopyup) {
+    MountFlags f = parse_ok({"nosuid", "tmpcopyup", "mode=755"});
+    EXPECT_TRUE(f.tmpcopyup);
+    EXPECT_EQ(f.data, "mode=755");
+    EXPECT_FALSE(parse_ok({"nosuid"}).tmpcopyup);
+}
+
 TEST(MountOptions, UnsupportedOptionsAreErrors) {
-    for (std::string opt : {"tmpcopyup", "idmap", "ridmap"}) {
+    for (std::string opt : {"idmap", "ridmap"}) {
         auto r = parse_mount_options({"rbind", opt});
         ASSERT_FALSE(r) << opt;
         EXPECT_NE(r.error().message().find("\"" + opt + "\" is not supported"), std::string::npos)

@@ -5,9 +5,11 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -433,8 +435,58 @@ TEST_F(RootfsTest, ErrorsNameTheMountAndTheErrno) {
     EXPECT_NE(missing.find("stat source " + bundle_ + "/no-such-source: No such file or directory"), std::string::npos)
         << missing;
 
-    config.mounts = {mnt("/t", "tmpfs", "tmpfs", {"tmpcopyup"})};
-    EXPECT_NE(prepare_error(config, options()).find("\"tmpcopyup\" is not supported"), std::string::npos);
+    config.mounts = {mnt("/t", "bind", "data-src", {"bind", "tmpcopyup"})};
+    EXPECT_NE(prepare_error(config, options()).find("\"tmpcopyup\" is only for tmpfs mounts, not bind"),
+              std::string::npos);
+    config.mounts = {mnt("/t", "proc", "proc", {"tmpcopyup"})};
+    EXPECT_NE(prepare_error(config, options()).find("\"tmpcopyup\" is only for tmpfs mounts, not proc"),
+              std::string::npos);
+}
+
+// podman --read-only mounts tmpfs on /run, /tmp and /var/tmp with "tmpcopyup": the tmpfs starts with what the
+// image had there (owner, mode, symlinks, nested directories), while the image's directory itself stays untouched.
+TEST_F(RootfsTest, TmpcopyupFillsTheTmpfsWithTheMountPointsContents) {
+    ASSERT_TRUE(mkdir_all(rootfs_ + "/run/sub/deeper"));
+    ASSERT_TRUE(write_file(rootfs_ + "/run/sub/deeper/file", "image content", 0640));
+    ASSERT_EQ(::chown((rootfs_ + "/run/sub/deeper/file").c_str(), 1000, 1001), 0);
+    ASSERT_EQ(::chmod((rootfs_ + "/run/sub").c_str(), 0711), 0);
+    ASSERT_EQ(::symlink("sub/deeper/file", (rootfs_ + "/run/link").c_str()), 0);
+    ASSERT_EQ(::mkfifo((rootfs_ + "/run/fifo").c_str(), 0600), 0);
+    spec::Config config;
+    config.root = spec::Root{"rootfs", true};
+    config.mounts = {mnt("/run", "tmpfs", "tmpfs", {"nosuid", "tmpcopyup", "mode=755"}),
+                     mnt("/ro", "tmpfs", "tmpfs", {"tmpcopyup", "ro"}), mnt("/fresh", "tmpfs", "tmpfs", {"tmpcopyup"})};
+    ASSERT_TRUE(mkdir_all(rootfs_ + "/ro"));
+    ASSERT_TRUE(write_file(rootfs_ + "/ro/kept", "kept"));
+    RootfsOptions opts = options();
+    auto outcome = run_in_child([&](int&) {
+        ChildChecks c;
+        if (::unshare(CLONE_NEWNS) < 0) return std::string("unshare CLONE_NEWNS");
+        auto prepared = prepare_rootfs(config, opts);
+        if (!prepared) return "prepare_rootfs: " + prepared.error().message();
+        auto finished = finish_rootfs(config, opts);
+        if (!finished) return "finish_rootfs: " + finished.error().message();
+        struct statfs fs {};
+        c.expect(::statfs("/run", &fs) == 0 && fs.f_type == TMPFS_MAGIC, "tmpfs on /run");
+        auto content = read_file("/run/sub/deeper/file");
+        c.expect(content && *content == "image content", "file copied");
+        struct stat st {};
+        c.expect(::stat("/run/sub/deeper/file", &st) == 0 && st.st_uid == 1000 && st.st_gid == 1001 &&
+                     (st.st_mode & 07777) == 0640,
+                 "file owner and mode kept");
+        c.expect(::stat("/run/sub", &st) == 0 && (st.st_mode & 07777) == 0711, "directory mode kept");
+        c.expect(link_of("/run/link") == "sub/deeper/file", "symlink copied as a symlink");
+        c.expect(::lstat("/run/fifo", &st) == 0 && S_ISFIFO(st.st_mode), "fifo copied");
+        c.expect(open_errno("/run/new", O_WRONLY | O_CREAT) == 0, "tmpfs writable on a read-only root");
+        auto kept = read_file("/ro/kept");
+        c.expect(kept && *kept == "kept", "copied into a read-only tmpfs");
+        c.expect(open_errno("/ro/new", O_WRONLY | O_CREAT) == EROFS, "\"ro\" applied after the copy");
+        c.expect(open_errno("/fresh/new", O_WRONLY | O_CREAT) == 0, "missing mount point: empty tmpfs");
+        return c.failures();
+    });
+    EXPECT_TRUE(outcome.ok()) << outcome.describe();
+    // The copy went into the tmpfs, not into the image.
+    EXPECT_FALSE(path_exists(rootfs_ + "/run/new"));
 }
 
 // The error a user sees when procfs cannot be mounted: a user namespace that does not own its pid namespace.

@@ -1,8 +1,8 @@
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
@@ -157,7 +157,18 @@ TEST(FindExecutable, SearchesPathAndNamesItOnFailure) {
     ASSERT_FALSE(missing);
     EXPECT_NE(missing.error().message().find("definitely-not-here"), std::string::npos);
     EXPECT_TRUE(find_executable("/bin/sh", {}, "/"));
-    EXPECT_FALSE(find_executable("/etc/passwd", {}, "/"));
+    // execve's errno, whose text clients match (podman: 127 for ENOENT, 126 for EACCES).
+    auto not_executable = find_executable("/etc/passwd", {}, "/");
+    ASSERT_FALSE(not_executable);
+    EXPECT_EQ(not_executable.error().code(), EACCES);
+    EXPECT_NE(not_executable.error().message().find("Permission denied"), std::string::npos);
+    auto directory = find_executable("/etc", {}, "/");
+    ASSERT_FALSE(directory);
+    EXPECT_EQ(directory.error().code(), EACCES);
+    auto absent = find_executable("/no/such/file", {}, "/");
+    ASSERT_FALSE(absent);
+    EXPECT_EQ(absent.error().code(), ENOENT);
+    EXPECT_NE(absent.error().message().find("No such file or directory"), std::string::npos);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@ std::vector<Command> unsupported_commands() {
         c.usage = "<container-id> ...";
         c.summary = std::string(summary) + " (not supported yet)";
         c.stop_at_positional = true;
+        c.raw_args = true;
         c.max_args = 1000;
         c.run = [](const runtime::GlobalOptions&, const ParsedFlags&) {
             return report_error(Error(ENOTSUP, "this command is not supported by this version of berth"));

@@ -18,6 +18,9 @@ struct Command {
     int (*run)(const runtime::GlobalOptions& g, const ParsedFlags& f);
     size_t min_args = 0, max_args = 0;
     bool stop_at_positional = false;
+    // Takes every argument as given, without flag parsing: for commands that only answer "not supported", so that
+    // a client passing runc's flags of that command (`ps --format json`) gets that answer, not a flag error.
+    bool raw_args = false;
 };
 
 // Prints "berth: msg" on stderr and logs it at error level (containerd's shim reads the JSON log). Returns 1.

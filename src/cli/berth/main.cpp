@@ -75,6 +75,11 @@ int main_impl(int argc, char** argv) {
     const std::string& name = args[cmd_index];
     for (const auto& c : cmds) {
         if (c.name != name) continue;
+        if (c.raw_args) {
+            ParsedFlags raw;
+            raw.positional.assign(args.begin() + static_cast<std::ptrdiff_t>(cmd_index) + 1, args.end());
+            return c.run(g, raw);
+        }
         std::vector<FlagSpec> specs = c.flags;
         specs.push_back({{"help", "h"}, false, "show help"});
         auto f = parse_flags(specs, args, cmd_index + 1, c.stop_at_positional);
