@@ -129,18 +129,8 @@ struct ExecPlan {
             return fail_sys("join the container's {} namespace", spec::to_string(type));
         ::close(fd);
     }
-    if (::setsid() < 0) return fail_sys("setsid");
-    if (proc.terminal) {
-        BERTH_ASSIGN(sys::Pty pty, sys::open_pty());
-        if (proc.console_size)
-            BERTH_TRY(sys::set_console_size(pty.master.get(), proc.console_size->height, proc.console_size->width));
-        BERTH_TRY(sync_send(p.sync_fd, SyncType::pty_master, 0, pty.slave_name, pty.master.get()));
-        pty.master.reset();
-        BERTH_TRY(sys::make_controlling_terminal(pty.slave.get()));
-    }
-    if (proc.oom_score_adj) BERTH_TRY(sys::set_oom_score_adj(*proc.oom_score_adj));
-    BERTH_TRY(sys::set_rlimits(proc.rlimits));
-    BERTH_TRY(apply_sched_attrs(proc, p.personality, p.field));
+    BERTH_TRY(enter_session(proc, p.sync_fd));
+    BERTH_TRY(apply_process_settings(proc, p.personality, p.field));
     if (affinity && !affinity->final_.empty())
         BERTH_TRY(sys::set_cpu_affinity(affinity->final_, affinity_field("final")));
     std::vector<std::string> env = process_env(proc);

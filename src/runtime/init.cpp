@@ -171,19 +171,8 @@ Result<void> set_up_namespaces(InitPlan& p) {
     if (!cfg.hostname.empty()) BERTH_TRY(sys::set_hostname(cfg.hostname));
     if (!cfg.domainname.empty()) BERTH_TRY(sys::set_domainname(cfg.domainname));
 
-    if (::setsid() < 0) return fail_sys("setsid");
-    if (proc.terminal) {
-        BERTH_ASSIGN(sys::Pty pty, sys::open_pty());
-        if (proc.console_size)
-            BERTH_TRY(sys::set_console_size(pty.master.get(), proc.console_size->height, proc.console_size->width));
-        BERTH_TRY(sync_send(p.sync_fd, SyncType::pty_master, 0, pty.slave_name, pty.master.get()));
-        pty.master.reset();
-        BERTH_TRY(sys::make_controlling_terminal(pty.slave.get()));
-    }
-
-    if (proc.oom_score_adj) BERTH_TRY(sys::set_oom_score_adj(*proc.oom_score_adj));
-    BERTH_TRY(sys::set_rlimits(proc.rlimits));
-    BERTH_TRY(apply_sched_attrs(proc, cfg.linux->personality ? &*cfg.linux->personality : nullptr, "process"));
+    BERTH_TRY(enter_session(proc, p.sync_fd));
+    BERTH_TRY(apply_process_settings(proc, cfg.linux->personality ? &*cfg.linux->personality : nullptr, "process"));
 
     std::vector<std::string> env = process_env(proc);
     BERTH_ASSIGN(std::string exe, enter_cwd_and_find_executable(proc, env));
@@ -231,7 +220,21 @@ Result<void> load_notify_seccomp(sys::SeccompFilter* seccomp, int sync_fd) {
     return sync_send(sync_fd, SyncType::seccomp_listener, 0, {}, listener.get());
 }
 
-Result<void> apply_sched_attrs(const spec::Process& proc, const spec::Personality* personality, std::string_view path) {
+Result<void> enter_session(const spec::Process& proc, int sync_fd) {
+    if (::setsid() < 0) return fail_sys("setsid");
+    if (!proc.terminal) return {};
+    BERTH_ASSIGN(sys::Pty pty, sys::open_pty());
+    if (proc.console_size)
+        BERTH_TRY(sys::set_console_size(pty.master.get(), proc.console_size->height, proc.console_size->width));
+    BERTH_TRY(sync_send(sync_fd, SyncType::pty_master, 0, pty.slave_name, pty.master.get()));
+    pty.master.reset();
+    return sys::make_controlling_terminal(pty.slave.get());
+}
+
+Result<void> apply_process_settings(const spec::Process& proc, const spec::Personality* personality,
+                                    std::string_view path) {
+    if (proc.oom_score_adj) BERTH_TRY(sys::set_oom_score_adj(*proc.oom_score_adj));
+    BERTH_TRY(sys::set_rlimits(proc.rlimits));
     if (proc.scheduler) BERTH_TRY(sys::set_scheduler(*proc.scheduler, path));
     if (proc.io_priority) BERTH_TRY(sys::set_io_priority(*proc.io_priority, path));
     if (personality) BERTH_TRY(sys::set_personality(*personality));

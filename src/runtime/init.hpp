@@ -67,10 +67,14 @@ struct BecomeProcess {
     const sys::LsmSettings* lsm = nullptr;  // AppArmor profile / SELinux label to apply, or null
 };
 
-// process.scheduler, process.ioPriority and linux.personality (null: none), applied to the calling process while
-// it still has its capabilities. `path` prefixes field names in errors.
-[[nodiscard]] Result<void> apply_sched_attrs(const spec::Process& proc, const spec::Personality* personality,
-                                             std::string_view path);
+// A new session; with process.terminal also a new pty: its master goes to the parent (a pty_master message on
+// `sync_fd`), its slave becomes the controlling terminal and stdio. Shared by init and exec.
+[[nodiscard]] Result<void> enter_session(const spec::Process& proc, int sync_fd);
+
+// process.oomScoreAdj, process.rlimits, process.scheduler, process.ioPriority and linux.personality (null: none),
+// applied to the calling process while it still has its capabilities. `path` prefixes field names in errors.
+[[nodiscard]] Result<void> apply_process_settings(const spec::Process& proc, const spec::Personality* personality,
+                                                  std::string_view path);
 
 // The last steps before execve, shared by init and exec: the AppArmor profile and SELinux label for the
 // execve, capabilities around the switch to the process's user
