@@ -95,6 +95,21 @@ uint32_t resolve_arch(const std::string& name) {
     return seccomp_arch_resolve_name(lower.c_str());
 }
 
+// Linux syscalls newer than the oldest libseccomp berth builds with (Debian bookworm's 2.5.4 knows the kernel's
+// table up to 6.7). A profile may name them (container engines ship profiles for newer kernels): when this
+// libseccomp cannot resolve one, the rule is skipped, as runc does. A name that is neither resolvable nor here is
+// no Linux syscall at all (a typo, most likely) and is refused. Extend this list as kernels add syscalls.
+constexpr const char* kSyscallsNewerThanLibseccomp[] = {
+    "statmount",     "listmount",      "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules",
+    "mseal",         "uretprobe",      "setxattrat",        "getxattrat",        "listxattrat",
+    "removexattrat", "open_tree_attr", "file_getattr",      "file_setattr",
+};
+
+bool is_newer_syscall(const std::string& name) {
+    return std::any_of(std::begin(kSyscallsNewerThanLibseccomp), std::end(kSyscallsNewerThanLibseccomp),
+                       [&](const char* n) { return name == n; });
+}
+
 using Ctx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
 
 // The compiled program, exported through a memfd (libseccomp 2.5 exports only to an fd).
@@ -165,7 +180,9 @@ Result<SeccompFilter> compile_seccomp(const spec::Seccomp& s) {
         for (size_t n = 0; n < sc.names.size(); ++n) {
             int nr = seccomp_syscall_resolve_name(sc.names[n].c_str());
             if (nr == __NR_SCMP_ERROR) {
-                log::debug("{}.names[{}]: syscall \"{}\" is unknown to libseccomp, skipped", path, n, sc.names[n]);
+                if (!is_newer_syscall(sc.names[n]))
+                    return fail("{}.names[{}]: unknown syscall \"{}\"", path, n, sc.names[n]);
+                log::debug("{}.names[{}]: syscall \"{}\" is newer than this libseccomp, skipped", path, n, sc.names[n]);
                 continue;
             }
             // Conditions on distinct arguments must all match (one rule). libseccomp cannot AND two conditions on

@@ -104,7 +104,15 @@ TEST_F(Errors, FailedCreateLeavesNoProcess) {
     EXPECT_EQ(ps.out, "");
 }
 
-// Unknown syscall names are skipped as runc does (security_test.cpp); a name that cannot be one is an error.
+// Syscalls newer than libseccomp are skipped as runc does (security_test.cpp); a name that is no Linux syscall, or
+// cannot be one, is an error.
+TEST_F(Errors, UnknownSyscallNamesTheField) {
+    json cfg = base_config({"true"});
+    cfg["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                               {"syscalls", {{{"names", {"getpid", "mkdri"}}, {"action", "SCMP_ACT_ERRNO"}}}}};
+    expect_create_fails(cfg, R"(linux.seccomp.syscalls[0].names[1]: unknown syscall "mkdri")");
+}
+
 TEST_F(Errors, EmptySyscallNameNamesTheField) {
     json cfg = base_config({"true"});
     cfg["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
