@@ -35,6 +35,12 @@ std::string_view to_string(LayerCompression c) {
 
 namespace {
 
+// libarchive's last error text; it can be null (some failures set no message) and fmt must not get a null.
+const char* archive_message(struct archive* a) {
+    const char* m = archive_error_string(a);
+    return m ? m : "unknown libarchive error";
+}
+
 constexpr size_t kBufferSize = 128 * 1024;
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kWhiteoutMetaPrefix = ".wh..wh.";
@@ -114,7 +120,7 @@ struct TarStream {
         la_ssize_t n = archive_read_data(decompressor, buf.data(), buf.size());
         if (n < 0) {
             if (blob->error) return std::unexpected(*blob->error);
-            return fail("decompress {} layer: {}", to_string(compression), archive_error_string(decompressor));
+            return fail("decompress {} layer: {}", to_string(compression), archive_message(decompressor));
         }
         return static_cast<size_t>(n);
     }
@@ -258,7 +264,7 @@ Result<void> Unpacker::write_data(struct archive* a, int fd) {
         la_int64_t offset = 0;
         int r = archive_read_data_block(a, &buf, &size, &offset);
         if (r == ARCHIVE_EOF) return {};
-        if (r < ARCHIVE_WARN) return fail("read data: {}", archive_error_string(a));
+        if (r < ARCHIVE_WARN) return fail("read data: {}", archive_message(a));
         const char* p = static_cast<const char*>(buf);
         while (size > 0) {
             ssize_t n = ::pwrite(fd, p, size, offset);
@@ -499,14 +505,14 @@ Result<UnpackStats> unpack_layer(const LayerSource& source, const std::string& d
             return ctx(Error(0, fmt::format("libarchive has no built-in {} support", to_string(*compression))));
         if (archive_read_open(decompressor.get(), &blob, nullptr, blob_read_cb, nullptr) != ARCHIVE_OK) {
             if (blob.error) return ctx(*blob.error);
-            return ctx(Error(0, fmt::format("open {} stream: {}", to_string(*compression),
-                                            archive_error_string(decompressor.get()))));
+            return ctx(Error(
+                0, fmt::format("open {} stream: {}", to_string(*compression), archive_message(decompressor.get()))));
         }
         struct archive_entry* raw_entry = nullptr;
         if (archive_read_next_header(decompressor.get(), &raw_entry) != ARCHIVE_OK) {
             if (blob.error) return ctx(*blob.error);
-            return ctx(Error(0, fmt::format("read {} stream: {}", to_string(*compression),
-                                            archive_error_string(decompressor.get()))));
+            return ctx(Error(
+                0, fmt::format("read {} stream: {}", to_string(*compression), archive_message(decompressor.get()))));
         }
         tar.decompressor = decompressor.get();
         tar.compression = *compression;
@@ -517,7 +523,7 @@ Result<UnpackStats> unpack_layer(const LayerSource& source, const std::string& d
     archive_read_support_format_tar(reader.get());
     if (archive_read_open(reader.get(), &tar, nullptr, tar_read_cb, nullptr) != ARCHIVE_OK) {
         if (tar.error) return ctx(*tar.error);
-        return ctx(Error(0, fmt::format("not a tar stream: {}", archive_error_string(reader.get()))));
+        return ctx(Error(0, fmt::format("not a tar stream: {}", archive_message(reader.get()))));
     }
 
     Unpacker unpacker(root.get(), dest);
@@ -529,8 +535,8 @@ Result<UnpackStats> unpack_layer(const LayerSource& source, const std::string& d
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) {
             if (tar.error) return ctx(*tar.error);
-            return ctx(Error(0, fmt::format("read tar header after {} entries: {}", stats.entries,
-                                            archive_error_string(reader.get()))));
+            return ctx(Error(
+                0, fmt::format("read tar header after {} entries: {}", stats.entries, archive_message(reader.get()))));
         }
         ++stats.entries;
         if (auto er = unpacker.entry(reader.get(), e); !er) return ctx(std::move(er).error());

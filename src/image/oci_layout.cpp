@@ -16,6 +16,12 @@ namespace berth::image {
 
 namespace {
 
+// libarchive's last error text; it can be null (some failures set no message) and fmt must not get a null.
+const char* archive_message(struct archive* a) {
+    const char* m = archive_error_string(a);
+    return m ? m : "unknown libarchive error";
+}
+
 // index.json, manifests and configs are small; a larger one is hostile or broken.
 constexpr uint64_t kMaxDocumentSize = 4 << 20;
 
@@ -214,7 +220,7 @@ Result<std::vector<ImportedImage>> import_oci_archive(const std::string& tar_pat
     archive_read_support_filter_gzip(a.get());
     archive_read_support_filter_zstd(a.get());
     if (archive_read_open_filename(a.get(), tar_path.c_str(), 1 << 16) != ARCHIVE_OK)
-        return ctx(Error(archive_errno(a.get()), archive_error_string(a.get())));
+        return ctx(Error(archive_errno(a.get()), archive_message(a.get())));
 
     std::optional<std::string> marker, index;
     std::array<std::byte, 1 << 16> buf{};
@@ -222,7 +228,7 @@ Result<std::vector<ImportedImage>> import_oci_archive(const std::string& tar_pat
         struct archive_entry* e = nullptr;
         int r = archive_read_next_header(a.get(), &e);
         if (r == ARCHIVE_EOF) break;
-        if (r < ARCHIVE_WARN) return ctx(Error(0, fmt::format("read: {}", archive_error_string(a.get()))));
+        if (r < ARCHIVE_WARN) return ctx(Error(0, fmt::format("read: {}", archive_message(a.get()))));
         std::string_view name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
         while (name.starts_with("./")) name.remove_prefix(2);
         if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e)) continue;
@@ -233,7 +239,7 @@ Result<std::vector<ImportedImage>> import_oci_archive(const std::string& tar_pat
             std::string text;
             for (;;) {
                 la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
-                if (n < 0) return fail("read: {}", archive_error_string(a.get()));
+                if (n < 0) return fail("read: {}", archive_message(a.get()));
                 if (n == 0) return text;
                 text.append(reinterpret_cast<const char*>(buf.data()), static_cast<size_t>(n));
             }
@@ -252,7 +258,7 @@ Result<std::vector<ImportedImage>> import_oci_archive(const std::string& tar_pat
         if (!*writer) continue;  // present already
         for (;;) {
             la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
-            if (n < 0) return member_error(Error(0, fmt::format("read: {}", archive_error_string(a.get()))));
+            if (n < 0) return member_error(Error(0, fmt::format("read: {}", archive_message(a.get()))));
             if (n == 0) break;
             if (auto w = (*writer)->write(std::span(buf.data(), static_cast<size_t>(n))); !w)
                 return member_error(std::move(w).error());

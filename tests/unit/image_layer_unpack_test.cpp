@@ -324,6 +324,8 @@ TEST_F(HostileLayer, RefusedWithNothingOutsideTheRoot) {
         {"not-a-tar", std::string(4096, 'z'), ""},
         {"empty", "", ""},
         {"bzip2", "BZh91AY&SY" + std::string(100, '\0'), "bzip2-compressed layers are not supported"},
+        // Found by layer_unpack_fuzz: libarchive fails this with no error text at all.
+        {"truncated-gzip-header", std::string("\x1f\x8b\x08\0\0\0fnewk=\x08\xb0", 14), "gzip"},
         {"corrupt-gzip", std::string("\x1f\x8b\x08\x00", 4) + std::string(200, '\x55'), "gzip"},
     };
     for (const auto& f : fixtures) {
