@@ -203,7 +203,7 @@ Result<void> remove_entry(int dirfd, const std::string& name) {
 
 class Unpacker {
 public:
-    Unpacker(int root_fd, const std::string& dest) : root_fd_(root_fd), dest_(dest) {}
+    explicit Unpacker(int root_fd) : root_fd_(root_fd) {}
 
     Result<void> entry(struct archive* a, struct archive_entry* e);
     Result<void> finish();
@@ -218,7 +218,6 @@ private:
         struct timespec times[2];
     };
     int root_fd_;
-    const std::string& dest_;
     std::vector<DirTimes> dir_times_;
 };
 
@@ -526,7 +525,7 @@ Result<UnpackStats> unpack_layer(const LayerSource& source, const std::string& d
         return ctx(Error(0, fmt::format("not a tar stream: {}", archive_message(reader.get()))));
     }
 
-    Unpacker unpacker(root.get(), dest);
+    Unpacker unpacker(root.get());
     UnpackStats stats;
     stats.compression = *compression;
     for (;;) {

@@ -3,9 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <thread>
 
 #include "common/fs.hpp"
 #include "image/snapshots.hpp"
@@ -142,6 +144,34 @@ TEST_F(Snapshots, ExistingSnapshotIsNotUnpackedAgain) {
     auto again = store_->create(Digest(), c1, failing);
     ASSERT_TRUE(again) << again.error().message();
     EXPECT_EQ(*again, c1);
+}
+
+TEST_F(Snapshots, ConcurrentCreatorsUnpackOnce) {
+    const std::string tar = build_layer({file("f", "once")});
+    const Digest diff_id = Sha256::of(tar);
+    // Each creator counts the bytes it was asked for: only one may read the layer.
+    std::atomic<size_t> bytes_read = 0;
+    auto make_source = [&](size_t* pos) -> LayerSource {
+        return [&, pos](std::span<std::byte> buf) -> Result<size_t> {
+            size_t n = std::min(buf.size(), tar.size() - *pos);
+            std::memcpy(buf.data(), tar.data() + *pos, n);
+            *pos += n;
+            bytes_read += n;
+            return n;
+        };
+    };
+    std::vector<std::string> results(4);
+    std::vector<size_t> positions(4, 0);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < results.size(); ++i)
+        threads.emplace_back([&, i] {
+            auto r = store_->create(Digest(), diff_id, make_source(&positions[i]));
+            results[i] = r ? r->string() : r.error().message();
+        });
+    for (auto& t : threads) t.join();
+    for (const auto& r : results) EXPECT_EQ(r, diff_id.string());
+    EXPECT_EQ(bytes_read.load(), tar.size());
+    EXPECT_EQ(read_or(store_->fs_path(diff_id) + "/f"), "once");
 }
 
 TEST_F(Snapshots, DiffIdMismatchLeavesNothing) {
