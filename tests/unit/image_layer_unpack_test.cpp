@@ -316,6 +316,7 @@ TEST_F(HostileLayer, RefusedWithNothingOutsideTheRoot) {
         {"hardlink-to-dir", build_layer({dir("d"), hardlink("h", "d")}), "hardlink to a directory"},
         {"dangling-symlink-parent", build_layer({symlink("s", sentinel_), file("s/pwned", "x")}), "parent directory"},
         {"path-too-long", build_layer({file(std::string(5000, 'a'), "x")}), "longer than 4096"},
+        {"huge-pax-header", build_layer({file(std::string(1 << 20, 'p'), "x")}), ""},
         {"component-too-long", build_layer({file("d/" + std::string(300, 'a'), "x")}), "longer than 255"},
         {"whiteout-dotdot", ustar_header(".wh..", '0', 0) + trailer, "whiteout of an invalid name"},
         {"whiteout-empty", build_layer({file("d/.wh.", "")}), "whiteout of an invalid name"},
@@ -334,15 +335,6 @@ TEST_F(HostileLayer, RefusedWithNothingOutsideTheRoot) {
         EXPECT_NE(err.find(f.why), std::string::npos) << f.name << ": " << err;
         EXPECT_NE(err.find("unpack layer into " + root_), std::string::npos) << f.name << ": " << err;
         expect_outside_untouched(f.name);
-    }
-    TarMember sock;
-    sock.path = "sock";
-    sock.type = S_IFSOCK;
-    std::string sock_layer = build_layer({sock});
-    if (!sock_layer.empty()) {  // libarchive's pax writer may refuse sockets itself
-        std::string err = unpack(sock_layer);
-        EXPECT_NE(err, "");
-        expect_outside_untouched("socket");
     }
 }
 
