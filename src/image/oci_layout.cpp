@@ -5,9 +5,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdio>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
 #include "linux/safe_path.hpp"
@@ -278,6 +281,173 @@ Result<std::vector<ImportedImage>> import_oci_archive(const std::string& tar_pat
     auto imported = import_index(*index, content, snapshots, fetch, platform);
     if (!imported) return ctx(std::move(imported).error());
     return imported;
+}
+
+namespace {
+
+// What an export writes: the documents of the layout and every blob the image needs, manifest first.
+struct ExportPlan {
+    std::string index_json;
+    std::vector<Descriptor> blobs;
+};
+
+Result<ExportPlan> plan_export(const ContentStore& content, const Descriptor& manifest, const std::string& ref_name) {
+    if (!is_manifest_media_type(manifest.media_type))
+        return fail("export {}: \"{}\" is not an image manifest", manifest.digest.string(), manifest.media_type);
+    BlobFetcher present = [&](const Descriptor& d) -> Result<void> {
+        BERTH_ASSIGN(uint64_t size, content.size(d.digest));
+        if (size != d.size) return fail("blob {} is {} bytes, its descriptor says {}", d.digest.string(), size, d.size);
+        return {};
+    };
+    auto ctx = [&](Error e) { return std::unexpected(std::move(e).wrap("export " + manifest.digest.string())); };
+    auto text = read_document(content, present, manifest);
+    if (!text) return ctx(std::move(text).error());
+    auto parsed = parse_manifest(*text, "manifest " + manifest.digest.string());
+    if (!parsed) return ctx(std::move(parsed).error());
+    ExportPlan plan;
+    plan.blobs.push_back(manifest);
+    plan.blobs.push_back(parsed->config);
+    for (const auto& l : parsed->layers) plan.blobs.push_back(l);
+    for (const auto& b : plan.blobs)
+        if (auto r = present(b); !r) return ctx(std::move(r).error());
+
+    nlohmann::json desc = {
+        {"mediaType", manifest.media_type}, {"digest", manifest.digest.string()}, {"size", manifest.size}};
+    if (manifest.platform) {
+        desc["platform"] = {{"os", manifest.platform->os}, {"architecture", manifest.platform->architecture}};
+        if (!manifest.platform->variant.empty()) desc["platform"]["variant"] = manifest.platform->variant;
+    }
+    if (!ref_name.empty()) desc["annotations"] = {{std::string(kRefNameAnnotation), ref_name}};
+    nlohmann::json index = {{"schemaVersion", 2},
+                            {"mediaType", std::string(media_type::kOciIndex)},
+                            {"manifests", nlohmann::json::array({desc})}};
+    plan.index_json = index.dump();
+    return plan;
+}
+
+constexpr std::string_view kLayoutMarker = R"({"imageLayoutVersion":"1.0.0"})";
+
+// Streams a stored blob to `sink`, re-hashing it: corruption on disk is not exported.
+Result<void> copy_blob(const ContentStore& content, const Descriptor& d,
+                       const std::function<Result<void>(std::span<const std::byte>)>& sink) {
+    BERTH_ASSIGN(UniqueFd fd, content.open_blob(d.digest));
+    Sha256 h;
+    std::array<std::byte, 1 << 16> buf{};
+    for (;;) {
+        ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail_sys("read blob {}", d.digest.string());
+        }
+        if (n == 0) break;
+        auto chunk = std::span<const std::byte>(buf.data(), static_cast<size_t>(n));
+        h.update(chunk);
+        BERTH_TRY(sink(chunk));
+    }
+    if (h.size() != d.size || h.finish() != d.digest)
+        return fail("blob {}: stored content no longer matches its digest", d.digest.string());
+    return {};
+}
+
+struct ArchiveWriteFree {
+    void operator()(struct archive* a) const { archive_write_free(a); }
+};
+
+}  // namespace
+
+Result<void> export_oci_layout(const ContentStore& content, const Descriptor& manifest, const std::string& ref_name,
+                               const std::string& dir) {
+    BERTH_ASSIGN(ExportPlan plan, plan_export(content, manifest, ref_name));
+    auto ctx = [&](Error e) { return std::unexpected(std::move(e).wrap("export OCI layout " + dir)); };
+    const std::string blobs = dir + "/blobs/sha256";
+    if (auto r = mkdir_all(blobs, 0755); !r) return ctx(std::move(r).error());
+    for (const auto& b : plan.blobs) {
+        const std::string final_path = blobs + "/" + b.digest.hex();
+        const std::string tmp = final_path + ".tmp";
+        int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0) return ctx(Error(errno, fmt::format("create {}: {}", tmp, std::system_category().message(errno))));
+        UniqueFd out(fd);
+        auto copied = copy_blob(content, b, [&](std::span<const std::byte> chunk) -> Result<void> {
+            return write_all(out.get(), std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size()));
+        });
+        if (copied && ::fsync(out.get()) < 0) copied = fail_sys("fsync {}", tmp);
+        if (copied && ::rename(tmp.c_str(), final_path.c_str()) < 0) copied = fail_sys("rename {}", tmp);
+        if (!copied) {
+            ::unlink(tmp.c_str());
+            return ctx(std::move(copied).error());
+        }
+    }
+    if (auto r = write_file_atomic(dir + "/oci-layout", kLayoutMarker); !r) return ctx(std::move(r).error());
+    if (auto r = write_file_atomic(dir + "/index.json", plan.index_json); !r) return ctx(std::move(r).error());
+    return {};
+}
+
+Result<void> export_oci_archive(const ContentStore& content, const Descriptor& manifest, const std::string& ref_name,
+                                const std::string& tar_path) {
+    BERTH_ASSIGN(ExportPlan plan, plan_export(content, manifest, ref_name));
+    auto ctx = [&](Error e) { return std::unexpected(std::move(e).wrap("export oci-archive " + tar_path)); };
+    std::string tmp = tar_path + ".tmp-XXXXXX";
+    int fd = ::mkstemp(tmp.data());
+    if (fd < 0)
+        return ctx(
+            Error(errno, fmt::format("create a temp file beside it: {}", std::system_category().message(errno))));
+    UniqueFd out(fd);
+    struct TempGuard {
+        std::string path;
+        ~TempGuard() {
+            if (!path.empty()) ::unlink(path.c_str());
+        }
+    } guard{tmp};
+
+    std::unique_ptr<struct archive, ArchiveWriteFree> a(archive_write_new());
+    if (!a) return ctx(Error(ENOMEM, "archive_write_new failed"));
+    archive_write_set_format_pax_restricted(a.get());
+    archive_write_set_bytes_in_last_block(a.get(), 1);
+    if (archive_write_open_fd(a.get(), out.get()) != ARCHIVE_OK)
+        return ctx(Error(0, fmt::format("open: {}", archive_message(a.get()))));
+    auto header = [&](const std::string& name, mode_t type, uint64_t size) -> Result<void> {
+        std::unique_ptr<struct archive_entry, void (*)(struct archive_entry*)> e(archive_entry_new(),
+                                                                                 archive_entry_free);
+        archive_entry_set_pathname(e.get(), name.c_str());
+        archive_entry_set_filetype(e.get(), type);
+        archive_entry_set_perm(e.get(), type == AE_IFDIR ? 0755 : 0644);
+        archive_entry_set_size(e.get(), static_cast<la_int64_t>(size));
+        archive_entry_set_mtime(e.get(), 0, 0);
+        if (archive_write_header(a.get(), e.get()) != ARCHIVE_OK)
+            return fail("write {}: {}", name, archive_message(a.get()));
+        return {};
+    };
+    auto data = [&](const std::string& name, std::span<const std::byte> chunk) -> Result<void> {
+        if (archive_write_data(a.get(), chunk.data(), chunk.size()) != static_cast<la_ssize_t>(chunk.size()))
+            return fail("write {}: {}", name, archive_message(a.get()));
+        return {};
+    };
+    auto small = [&](const std::string& name, std::string_view text) -> Result<void> {
+        BERTH_TRY(header(name, AE_IFREG, text.size()));
+        return data(name, std::as_bytes(std::span(text.data(), text.size())));
+    };
+    auto write_all_members = [&]() -> Result<void> {
+        BERTH_TRY(small("oci-layout", kLayoutMarker));
+        BERTH_TRY(small("index.json", plan.index_json));
+        BERTH_TRY(header("blobs/", AE_IFDIR, 0));
+        BERTH_TRY(header("blobs/sha256/", AE_IFDIR, 0));
+        std::vector<Digest> written;
+        for (const auto& b : plan.blobs) {
+            if (std::find(written.begin(), written.end(), b.digest) != written.end()) continue;  // a repeated layer
+            written.push_back(b.digest);
+            const std::string name = "blobs/sha256/" + b.digest.hex();
+            BERTH_TRY(header(name, AE_IFREG, b.size));
+            BERTH_TRY(copy_blob(content, b, [&](std::span<const std::byte> chunk) { return data(name, chunk); }));
+        }
+        if (archive_write_close(a.get()) != ARCHIVE_OK) return fail("finish: {}", archive_message(a.get()));
+        return {};
+    };
+    if (auto r = write_all_members(); !r) return ctx(std::move(r).error());
+    if (::fsync(out.get()) < 0) return ctx(Error(errno, "fsync failed"));
+    if (::rename(tmp.c_str(), tar_path.c_str()) < 0)
+        return ctx(Error(errno, fmt::format("rename {}: {}", tmp, std::system_category().message(errno))));
+    guard.path.clear();
+    return {};
 }
 
 }  // namespace berth::image

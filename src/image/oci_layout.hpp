@@ -1,4 +1,5 @@
-// Offline import of OCI image layouts (image-spec "image-layout"): a directory, or an `oci-archive` tar of one.
+// Offline import and export of OCI image layouts (image-spec "image-layout"): a directory, or an `oci-archive`
+// tar of one.
 //
 // Import puts every blob an image needs into the content store (each verified against its digest and the
 // descriptor's size), then unpacks its layers into snapshots, bottom-most first, checking each layer's diff_id
@@ -39,5 +40,15 @@ inline constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image
                                                                     const ContentStore& content,
                                                                     SnapshotStore& snapshots,
                                                                     const Platform& platform = host_platform());
+
+// Writes the image whose manifest is `manifest` as an OCI image layout: the manifest, its config and layers copied
+// from the content store (re-verified while copied) into `dir`/blobs/sha256, `dir`/oci-layout, and an index.json
+// holding exactly this image, named `ref_name` (org.opencontainers.image.ref.name; omitted when empty). Files are
+// written under temp names and renamed, so a reader never sees a half-written blob or index.
+[[nodiscard]] Result<void> export_oci_layout(const ContentStore& content, const Descriptor& manifest,
+                                             const std::string& ref_name, const std::string& dir);
+// The same as one `oci-archive` tar at `tar_path`, written to a temp file beside it and renamed when complete.
+[[nodiscard]] Result<void> export_oci_archive(const ContentStore& content, const Descriptor& manifest,
+                                              const std::string& ref_name, const std::string& tar_path);
 
 }  // namespace berth::image

@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -43,6 +44,16 @@ std::string make_layout(const std::string& dir, const std::string& archive = "")
                       (archive.empty() ? "" : "--archive " + archive + " ") + dir + " >/dev/null";
     int rc = std::system(cmd.c_str());
     return rc == 0 ? "" : "make-oci-busybox.sh failed: " + std::to_string(rc);
+}
+
+// Names in `dir` that look like an export's temp file ("<name>.tmp-XXXXXX").
+int temp_files_in(const std::string& dir) {
+    int n = 0;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return -1;
+    while (auto* e = ::readdir(d)) n += std::string_view(e->d_name).find(".tmp-") != std::string_view::npos;
+    ::closedir(d);
+    return n;
 }
 
 // Stores `data` as a blob of the layout; returns its digest.
@@ -187,6 +198,69 @@ TEST_F(OciImport, OtherPlatformOnlyRefused) {
     EXPECT_NE(imported.error().message().find("no image for linux/s390x (found: linux/" + host_platform().architecture),
               std::string::npos)
         << imported.error().message();
+}
+
+// Export, then import the export into a fresh store: the same image, the same bytes.
+TEST_F(OciImport, ExportRoundTrip) {
+    ASSERT_EQ(make_layout(layout_), "");
+    auto imported = import_oci_layout(layout_, *content_, *snapshots_);
+    ASSERT_TRUE(imported) << imported.error().message();
+    const ImportedImage& img = imported->front();
+
+    const std::string out_dir = tmp_.path() + "/exported", out_tar = tmp_.path() + "/exported.tar";
+    auto d = export_oci_layout(*content_, img.manifest, "example.com/re/exported:1", out_dir);
+    ASSERT_TRUE(d) << d.error().message();
+    auto t = export_oci_archive(*content_, img.manifest, "example.com/re/exported:1", out_tar);
+    ASSERT_TRUE(t) << t.error().message();
+    std::vector<Digest> blobs{img.manifest.digest, img.parsed.config.digest, img.parsed.layers[0].digest,
+                              img.parsed.layers[1].digest};
+    for (const auto& b : blobs)
+        EXPECT_EQ(read_or(out_dir + "/blobs/sha256/" + b.hex()), read_or(layout_ + "/blobs/sha256/" + b.hex()))
+            << b.string();
+    EXPECT_EQ(temp_files_in(tmp_.path()), 0);
+
+    for (int form = 0; form < 2; ++form) {
+        TempDir fresh("oci-fresh");
+        auto c = ContentStore::open(fresh.path());
+        auto s = SnapshotStore::open(fresh.path());
+        ASSERT_TRUE(c && s);
+        auto again = form == 0 ? import_oci_layout(out_dir, *c, *s) : import_oci_archive(out_tar, *c, *s);
+        ASSERT_TRUE(again) << form << ": " << again.error().message();
+        ASSERT_EQ(again->size(), 1u);
+        EXPECT_EQ(again->front().ref_name, "example.com/re/exported:1");
+        EXPECT_EQ(again->front().manifest.digest, img.manifest.digest);
+        EXPECT_EQ(again->front().chain_id, img.chain_id);
+        auto listed = c->list();
+        ASSERT_TRUE(listed);
+        std::sort(blobs.begin(), blobs.end());
+        EXPECT_EQ(*listed, blobs);
+    }
+}
+
+TEST_F(OciImport, ExportRefusesCorruptedOrMissingBlobs) {
+    ASSERT_EQ(make_layout(layout_), "");
+    auto imported = import_oci_layout(layout_, *content_, *snapshots_);
+    ASSERT_TRUE(imported) << imported.error().message();
+    const ImportedImage& img = imported->front();
+    // A layer rotting on disk is not exported, and the archive is not left half-written.
+    const std::string layer = content_->blob_path(img.parsed.layers[1].digest);
+    ASSERT_EQ(::chmod(layer.c_str(), 0644), 0);
+    std::string data = read_or(layer);
+    data[700] ^= 1;
+    ASSERT_TRUE(write_file(layer, data));
+    const std::string out_tar = tmp_.path() + "/bad.tar";
+    auto t = export_oci_archive(*content_, img.manifest, "", out_tar);
+    ASSERT_FALSE(t);
+    EXPECT_NE(t.error().message().find(img.parsed.layers[1].digest.string() + ": stored content no longer matches"),
+              std::string::npos)
+        << t.error().message();
+    EXPECT_FALSE(path_exists(out_tar));
+    EXPECT_EQ(temp_files_in(tmp_.path()), 0);
+    ASSERT_TRUE(content_->remove(img.parsed.layers[1].digest));
+    auto d = export_oci_layout(*content_, img.manifest, "", tmp_.path() + "/bad");
+    ASSERT_FALSE(d);
+    EXPECT_NE(d.error().message().find("blob " + img.parsed.layers[1].digest.string()), std::string::npos)
+        << d.error().message();
 }
 
 TEST(OciImportErrors, NotALayout) {
