@@ -29,6 +29,12 @@ const std::string& base_dir() {
         if (!::mkdtemp(tmpl.data())) std::abort();
         return tmpl;
     }();
+    // Empty between inputs: removed when the fuzzer exits normally.
+    static const bool cleanup_registered = [] {
+        std::atexit([] { ::rmdir(base.c_str()); });
+        return true;
+    }();
+    (void)cleanup_registered;
     return base;
 }
 
