@@ -6,6 +6,8 @@ packages=(
   # build
   build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libfmt-dev libseccomp-dev libcap-dev
+  # images: sha256 (OpenSSL EVP), layer unpack (libarchive with gzip and zstd)
+  libssl-dev libarchive-dev libzstd-dev zlib1g-dev zstd
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # test images and peer runtimes
