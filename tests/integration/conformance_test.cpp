@@ -82,6 +82,42 @@ TEST_F(Conformance, Create) {
     EXPECT_EQ(status(id), "created");
 }
 
+// default: a container of the default config is what the config says: namespaces, hostname, user, cwd, env,
+// rlimits, capabilities, mounts with their types, default devices and their links, no_new_privs.
+TEST_F(Conformance, Default) {
+    json cfg = base_config({"sh", "-c",
+                            "hostname; pwd; id -u; id -g; echo $TERM; ulimit -n; ulimit -Hn; "
+                            "grep -E '^(CapBnd|CapEff|CapPrm|NoNewPrivs):' /proc/self/status; "
+                            "awk '{print $5, $(NF-2)}' /proc/self/mountinfo | grep -E '^/(proc|dev|dev/pts|dev/shm|"
+                            "dev/mqueue|sys) '; "
+                            "stat -c '%n %t:%T' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; "
+                            "for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; "
+                            "for n in ipc mnt net pid uts; do readlink /proc/self/ns/$n; done"});
+    // The capability set runtime-tools' generator gives by default.
+    json caps = {"CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+                 "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+                 "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+                 "CAP_KILL",    "CAP_AUDIT_WRITE"};
+    cfg["process"]["capabilities"] = {{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
+    auto r = run_config(cfg);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::string want =
+        "berth-test\n/\n0\n0\nxterm\n1024\n1024\n"
+        "CapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t1\n"
+        "/proc proc\n/dev tmpfs\n/dev/pts devpts\n/dev/shm tmpfs\n/dev/mqueue mqueue\n/sys sysfs\n"
+        "/dev/null 1:3\n/dev/zero 1:5\n/dev/full 1:7\n/dev/random 1:8\n/dev/urandom 1:9\n/dev/tty 5:0\n"
+        "/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\npts/ptmx\n";
+    ASSERT_EQ(r.out.substr(0, std::min(r.out.size(), want.size())), want) << r.out;
+    // New namespaces: none of the five is the host's.
+    std::istringstream ns(r.out.substr(want.size()));
+    for (const char* kind : {"ipc", "mnt", "net", "pid", "uts"}) {
+        std::string line;
+        std::getline(ns, line);
+        EXPECT_NE(line, read_link(std::string("/proc/self/ns/") + kind)) << kind;
+        EXPECT_EQ(line.rfind(std::string(kind) + ":[", 0), 0u) << line;
+    }
+}
+
 // delete: an id is required; a running container cannot be deleted without --force and stays as it was. A
 // created one is deleted (deliberate deviation, see docs/runc-compatibility.md); a stopped one is deleted.
 TEST_F(Conformance, Delete) {
