@@ -334,7 +334,7 @@ public:
         }
     }
     std::string ns(const std::string& kind) const {
-        // A pid namespace is entered by the children of whoever joins it: pid_for_children of the holder.
+        // The inner process (pid 1 of the new pid namespace) lives in every new namespace, pid included.
         return fmt::format("/proc/{}/ns/{}", inner_, kind);
     }
     int inner() const { return inner_; }
