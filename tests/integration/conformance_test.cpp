@@ -373,12 +373,14 @@ TEST_F(Conformance, LinuxNsPathType) {
     NamespaceHolder holder;
     ASSERT_GT(holder.inner(), 0);
     const std::vector<std::pair<std::string, std::string>> cases = {
-        {"cgroup", "ipc"}, {"ipc", "mnt"}, {"mount", "net"}, {"network", "pid"}, {"pid", "uts"}, {"uts", "cgroup"}};
+        {"cgroup", "ipc"}, {"ipc", "mnt"},    {"mount", "net"}, {"network", "pid"},
+        {"pid", "uts"},    {"uts", "cgroup"}, {"user", "uts"}};
     for (const auto& [type, wrong] : cases) {
         json cfg = base_config({"true"});
         for (auto& ns : cfg["linux"]["namespaces"])
             if (ns["type"] == type) ns["path"] = holder.ns(wrong);
-        if (type == "cgroup") cfg["linux"]["namespaces"].push_back({{"type", "cgroup"}, {"path", holder.ns(wrong)}});
+        if (type == "cgroup" || type == "user")
+            cfg["linux"]["namespaces"].push_back({{"type", type}, {"path", holder.ns(wrong)}});
         auto r = run_config(cfg);
         EXPECT_NE(r.exit_code, 0) << type << " joined a " << wrong << " namespace";
         EXPECT_NE(r.err.find(type), std::string::npos) << r.err;
