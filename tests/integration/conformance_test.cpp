@@ -155,10 +155,15 @@ TEST_F(Conformance, DeleteOnlyCreateResources) {
     if (!layout->v1.contains("pids")) GTEST_SKIP() << "no v1 pids hierarchy on this host";
     std::string foreign = layout->v1.at("pids") + fmt::format("/berth-conf-foreign-{}", getpid());
     ASSERT_EQ(mkdir(foreign.c_str(), 0755), 0) << foreign;
+    // Removed also when the test fails with the container's process still in it: moved back to the root first.
     struct Rm {
-        std::string dir;
-        ~Rm() { rmdir(dir.c_str()); }
-    } rm{foreign};
+        std::string dir, root;
+        ~Rm() {
+            std::istringstream pids(read_text(dir + "/cgroup.procs"));
+            for (std::string pid; pids >> pid;) write_text(root + "/cgroup.procs", pid);
+            rmdir(dir.c_str());
+        }
+    } rm{foreign, layout->v1.at("pids")};
     std::string id = next_id();
     ASSERT_EQ(create(base_config({"true"}), id).exit_code, 0);
     int pid = state(id)["pid"];
