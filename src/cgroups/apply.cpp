@@ -442,6 +442,10 @@ struct Apply {
         auto rules_all = effective_device_rules(rules);
         auto t = m.target("devices");
         if (t && !t->v2) {
+            // A new v1 cgroup starts with its parent's list (usually "a *:* rwm"), where allow rules change
+            // nothing: deny everything first, so the rules mean what they mean under the v2 filter, which starts
+            // from nothing allowed.
+            BERTH_TRY(write(t->dir, "devices.deny", "a", "linux.resources.devices (deny all first)"));
             for (size_t i = 0; i < rules_all.size(); ++i) {
                 const auto& r = rules_all[i];
                 auto num = [](const std::optional<int64_t>& v) {

@@ -287,6 +287,15 @@ protected:
     CgroupLayout layout_;
 };
 
+TEST_F(FakeV1, AllowOnlyDeviceRulesStartFromDenyAll) {
+    // A new v1 cgroup inherits its parent's "a *:* rwm": without a deny-all first, allow rules would change nothing.
+    spec::Resources r;
+    r.devices = {{.allow = true, .type = "c", .major = 10, .minor = 229, .access = "rwm"}};
+    auto m = CgroupManager::create(layout_, "/berth/c1", &r);
+    ASSERT_TRUE(m) << m.error().message();
+    EXPECT_EQ(text("devices/berth/c1/devices.deny"), "a");
+}
+
 TEST_F(FakeV1, WritesEachControllerInItsHierarchy) {
     spec::Resources r;
     r.memory = spec::Memory{
