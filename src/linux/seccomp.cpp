@@ -4,6 +4,7 @@
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -211,6 +212,91 @@ Result<SeccompFilter> compile_seccomp(const spec::Seccomp& s) {
     if (f.program_.size() > BPF_MAXINSNS)
         return fail("{}: the compiled filter has {} instructions; the kernel allows at most {}", base,
                     f.program_.size(), BPF_MAXINSNS);
+    return f;
+}
+
+namespace {
+
+// Every input of compile_seccomp, in one unambiguous text (lengths before strings), and what else decides the
+// program: the libseccomp version (names it resolves, code it emits) and the kernel (flags it accepts).
+std::string canonical_profile(const spec::Seccomp& s) {
+    std::string out = "berth-seccomp-1\n";
+    auto str = [&](std::string_view v) { out += fmt::format("{}:{};", v.size(), v); };
+    auto num = [&](uint64_t v) { out += fmt::format("{};", v); };
+    auto opt = [&](const std::optional<uint32_t>& v) { v ? num(*v) : str("-"); };
+    const struct scmp_version* lv = seccomp_version();
+    num(lv->major), num(lv->minor), num(lv->micro);
+    struct utsname u {};
+    ::uname(&u);
+    str(u.release), str(u.machine);
+    str(s.default_action), opt(s.default_errno_ret);
+    num(s.architectures.size());
+    for (const auto& a : s.architectures) str(a);
+    num(s.flags.size());
+    for (const auto& f : s.flags) str(f);
+    num(s.syscalls.size());
+    for (const auto& sc : s.syscalls) {
+        num(sc.names.size());
+        for (const auto& n : sc.names) str(n);
+        str(sc.action), opt(sc.errno_ret);
+        num(sc.args.size());
+        for (const auto& a : sc.args) num(a.index), num(a.value), num(a.value_two), str(a.op);
+    }
+    return out;
+}
+
+// FNV-1a: only picks the file; the full text decides a hit.
+uint64_t fnv1a(std::string_view text) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ULL;
+    return h;
+}
+
+// Entry layout: "BSC1" | u32 key length | key | u32 flags | u8 notify | u32 instruction count | instructions.
+template <typename T>
+void put(std::string& out, T v) {
+    out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+template <typename T>
+bool take(std::string_view& in, T& v) {
+    if (in.size() < sizeof v) return false;
+    std::memcpy(&v, in.data(), sizeof v);
+    in.remove_prefix(sizeof v);
+    return true;
+}
+
+}  // namespace
+
+Result<SeccompFilter> compile_seccomp_cached(const spec::Seccomp& s, const std::string& cache_dir) {
+    std::string key = canonical_profile(s);
+    std::string path = fmt::format("{}/{:016x}", cache_dir, fnv1a(key));
+    if (auto entry = read_file(path)) {
+        std::string_view in = *entry;
+        uint32_t key_len = 0, flags = 0, count = 0;
+        uint8_t notify = 0;
+        if (in.starts_with("BSC1") && (in.remove_prefix(4), take(in, key_len)) && in.size() >= key_len &&
+            in.substr(0, key_len) == key && (in.remove_prefix(key_len), take(in, flags)) && take(in, notify) &&
+            take(in, count) && count > 0 && count <= BPF_MAXINSNS && in.size() == count * sizeof(struct sock_filter)) {
+            SeccompFilter f;
+            f.program_.resize(count);
+            std::memcpy(f.program_.data(), in.data(), in.size());
+            f.flags_ = flags;
+            f.notify_ = notify != 0;
+            return f;
+        }
+        log::debug("seccomp cache {}: stale or foreign entry, recompiling", path);
+    }
+    BERTH_ASSIGN(SeccompFilter f, compile_seccomp(s));
+    std::string entry = "BSC1";
+    put(entry, static_cast<uint32_t>(key.size()));
+    entry += key;
+    put(entry, static_cast<uint32_t>(f.flags_));
+    put(entry, static_cast<uint8_t>(f.notify_));
+    put(entry, static_cast<uint32_t>(f.program_.size()));
+    entry.append(reinterpret_cast<const char*>(f.program_.data()), f.program_.size() * sizeof(struct sock_filter));
+    auto stored = mkdir_all(cache_dir, 0700);
+    if (stored) stored = write_file_atomic(path, entry, 0600);
+    if (!stored) log::debug("seccomp cache: {}", stored.error().message());
     return f;
 }
 

@@ -32,6 +32,7 @@ public:
 
 private:
     friend Result<SeccompFilter> compile_seccomp(const spec::Seccomp&);
+    friend Result<SeccompFilter> compile_seccomp_cached(const spec::Seccomp&, const std::string&);
     std::vector<struct sock_filter> program_;
     unsigned flags_ = 0;
     bool notify_ = false;
@@ -42,6 +43,14 @@ private:
 // kernel`. Syscall names libseccomp does not know are skipped (logged at debug level), as runc does: profiles
 // such as containerd's default list syscalls newer than the libseccomp a runtime was built with.
 [[nodiscard]] Result<SeccompFilter> compile_seccomp(const spec::Seccomp& s);
+
+// compile_seccomp, remembering the result in `cache_dir` (made 0700 when missing): compiling a default profile
+// of ~400 syscalls for three ABIs is most of the CPU a container create costs, and a node runs the same few
+// profiles over and over. An entry holds the profile's canonical text (every field that shapes the program, plus
+// the libseccomp version and the kernel release), compared byte for byte on a hit, so a hash collision or a
+// changed host can never load another profile's program. A cache that cannot be read or written only costs the
+// compile. Profiles with errors are never cached: they are compiled, and fail, every time.
+[[nodiscard]] Result<SeccompFilter> compile_seccomp_cached(const spec::Seccomp& s, const std::string& cache_dir);
 
 // Sends the listener fd to the seccomp agent at `listener_path` with the container process state
 // (the runtime-spec's containerProcessState JSON) as the message, as the spec's seccomp notify section says.

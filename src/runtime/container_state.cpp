@@ -28,6 +28,9 @@ std::string_view to_string(Status s) {
 }
 
 std::string container_dir(const std::string& root, const std::string& id) { return path_join(root, id); }
+
+std::string seccomp_cache_dir(const std::string& root) { return path_join(root, "@seccomp-cache"); }
+
 std::string exec_fifo_path(const std::string& root, const std::string& id) {
     return path_join(container_dir(root, id), "exec.fifo");
 }

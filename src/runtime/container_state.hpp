@@ -34,6 +34,9 @@ struct ContainerState {
 
 // Directory of one container's state under the runtime's --root.
 std::string container_dir(const std::string& root, const std::string& id);
+// berth's own state beside the containers: compiled seccomp programs (see sys::compile_seccomp_cached). The name
+// holds '@', which no container id may, so it never collides with a container's directory.
+std::string seccomp_cache_dir(const std::string& root);
 std::string exec_fifo_path(const std::string& root, const std::string& id);
 
 // Container ids are file names: [A-Za-z0-9_.+-]+, not "." or "..", at most 1024 bytes.

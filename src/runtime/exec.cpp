@@ -156,7 +156,7 @@ Result<int> exec_in_container(const GlobalOptions& g, const ExecOptions& o) {
     BERTH_ASSIGN(spec::Process proc, build_process(cfg, o));
     std::optional<sys::SeccompFilter> seccomp;
     if (cfg.linux && cfg.linux->seccomp) {
-        BERTH_ASSIGN(seccomp, sys::compile_seccomp(*cfg.linux->seccomp));
+        BERTH_ASSIGN(seccomp, sys::compile_seccomp_cached(*cfg.linux->seccomp, seccomp_cache_dir(g.root)));
     }
     if (proc.terminal && o.detach && o.console_socket.empty())
         return fail("exec: a detached process with a terminal needs --console-socket");

@@ -272,7 +272,7 @@ Result<Launched> launch_container(const GlobalOptions& g, const CreateOptions& o
     BERTH_ASSIGN(NamespacePlan plan, plan_namespaces(cfg));
     std::optional<sys::SeccompFilter> seccomp;
     if (cfg.linux->seccomp) {
-        BERTH_ASSIGN(seccomp, sys::compile_seccomp(*cfg.linux->seccomp));
+        BERTH_ASSIGN(seccomp, sys::compile_seccomp_cached(*cfg.linux->seccomp, seccomp_cache_dir(g.root)));
     }
 
     // The cgroups exist, with every limit applied, before init runs anything; init joins them before `go`.

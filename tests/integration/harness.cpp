@@ -223,7 +223,8 @@ std::vector<std::string> BerthTest::root_entries() const {
     if (!d) return out;
     while (struct dirent* de = readdir(d)) {
         std::string n = de->d_name;
-        if (n != "." && n != "..") out.push_back(n);
+        // '@' names are berth's own caches (no container id holds '@'), not container state.
+        if (n != "." && n != ".." && n[0] != '@') out.push_back(n);
     }
     closedir(d);
     return out;

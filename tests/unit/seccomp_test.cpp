@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 
 #include "child_process.hpp"
 
@@ -225,6 +227,86 @@ TEST(Seccomp, NotifyYieldsAListenerFd) {
         return "";
     });
     EXPECT_TRUE(out.ok()) << out.describe();
+}
+
+// ---- the compiled-program cache ----
+
+class SeccompCache : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/berth-seccomp-cache-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        dir_ = std::string(tmpl) + "/cache";
+    }
+    void TearDown() override { std::filesystem::remove_all(std::filesystem::path(dir_).parent_path()); }
+    std::vector<std::string> entries() const {
+        std::vector<std::string> out;
+        if (!std::filesystem::exists(dir_)) return out;
+        for (const auto& e : std::filesystem::directory_iterator(dir_)) out.push_back(e.path().string());
+        return out;
+    }
+    static bool same(const SeccompFilter& a, const SeccompFilter& b) {
+        return a.flags() == b.flags() && a.uses_notify() == b.uses_notify() &&
+               a.program().size() == b.program().size() &&
+               std::memcmp(a.program().data(), b.program().data(), a.program().size() * sizeof(sock_filter)) == 0;
+    }
+    std::string dir_;
+};
+
+TEST_F(SeccompCache, AHitGivesTheProgramACompileGives) {
+    auto s = allow_all_but("getcwd", "SCMP_ACT_ERRNO");
+    auto fresh = compile_seccomp(s);
+    ASSERT_TRUE(fresh) << fresh.error().message();
+    auto first = compile_seccomp_cached(s, dir_);
+    ASSERT_TRUE(first) << first.error().message();
+    ASSERT_EQ(entries().size(), 1u);
+    auto second = compile_seccomp_cached(s, dir_);  // from the entry
+    ASSERT_TRUE(second) << second.error().message();
+    EXPECT_TRUE(same(*fresh, *first));
+    EXPECT_TRUE(same(*fresh, *second));
+    struct stat st {};
+    ASSERT_EQ(::stat(dir_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
+TEST_F(SeccompCache, AnotherProfileNeverGetsThisOnesProgram) {
+    auto a = allow_all_but("getcwd", "SCMP_ACT_ERRNO");
+    auto b = allow_all_but("getcwd", "SCMP_ACT_ERRNO");
+    b.syscalls[0].errno_ret = EXDEV;  // differs in one field only
+    ASSERT_TRUE(compile_seccomp_cached(a, dir_));
+    auto from_cache = compile_seccomp_cached(b, dir_);
+    auto fresh = compile_seccomp(b);
+    ASSERT_TRUE(from_cache && fresh);
+    EXPECT_TRUE(same(*from_cache, *fresh));
+    EXPECT_EQ(entries().size(), 2u);
+    // Even an entry that claims b's file name but holds a's profile is not taken for b.
+    auto names = entries();
+    std::filesystem::copy_file(names[0], dir_ + "/swap");
+    std::filesystem::rename(names[1], dir_ + "/gone");
+    std::filesystem::rename(dir_ + "/swap", names[1]);
+    std::filesystem::rename(dir_ + "/gone", dir_ + "/unused");
+    auto again_b = compile_seccomp_cached(b, dir_);
+    auto again_a = compile_seccomp_cached(a, dir_);
+    ASSERT_TRUE(again_b && again_a);
+    EXPECT_TRUE(same(*again_b, *fresh));
+    EXPECT_TRUE(same(*again_a, *compile_seccomp(a)));
+}
+
+TEST_F(SeccompCache, ACorruptEntryIsRecompiledAndErrorsAreNotCached) {
+    auto s = allow_all_but("getcwd", "SCMP_ACT_KILL");
+    ASSERT_TRUE(compile_seccomp_cached(s, dir_));
+    auto names = entries();
+    ASSERT_EQ(names.size(), 1u);
+    std::filesystem::resize_file(names[0], std::filesystem::file_size(names[0]) - 3);
+    auto r = compile_seccomp_cached(s, dir_);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_TRUE(same(*r, *compile_seccomp(s)));
+
+    auto bad = allow_all_but("no_such_syscall_at_all", "SCMP_ACT_ERRNO");
+    auto e = compile_seccomp_cached(bad, dir_);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().message(), R"(linux.seccomp.syscalls[0].names[0]: unknown syscall "no_such_syscall_at_all")");
+    EXPECT_EQ(entries().size(), 1u);
 }
 
 }  // namespace
