@@ -80,7 +80,8 @@ Result<ssize_t> LineSplitter::read_from(int fd, CriLogFile& log) {
     ssize_t n = ::read(fd, buf_ + len_, kMaxRecord - len_);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) return -1;
-        return fail_sys("read container {}", stream_);
+        // EIO is how a pty master says every slave fd is closed: the end of the stream, as is any read error.
+        return 0;
     }
     if (n == 0) return 0;
     len_ += static_cast<size_t>(n);
@@ -100,6 +101,14 @@ Result<void> LineSplitter::feed(std::string_view data, CriLogFile& log) {
 }
 
 Result<void> LineSplitter::process(CriLogFile& log) {
+    auto r = write_records(log);
+    // A record the log file did not take is dropped with what is buffered: written again it would repeat the
+    // lines before it, and kept it would stall the stream.
+    if (!r) len_ = 0;
+    return r;
+}
+
+Result<void> LineSplitter::write_records(CriLogFile& log) {
     size_t start = 0;
     while (start < len_) {
         const void* nl = std::memchr(buf_ + start, '\n', len_ - start);

@@ -51,7 +51,8 @@ public:
     LineSplitter& operator=(const LineSplitter&) = delete;
 
     // Reads once from `fd` (non-blocking or ready) and writes every finished record. Returns the byte count read:
-    // 0 at end of stream; -1 with errno EAGAIN/EINTR when nothing was there.
+    // 0 at end of stream (or a read error, e.g. EIO from a pty master whose slave side is closed); -1 with errno
+    // EAGAIN/EINTR when nothing was there.
     [[nodiscard]] Result<ssize_t> read_from(int fd, CriLogFile& log);
     // Same as bytes arriving from the stream (tests, and any other source).
     [[nodiscard]] Result<void> feed(std::string_view data, CriLogFile& log);
@@ -60,6 +61,7 @@ public:
 
 private:
     [[nodiscard]] Result<void> process(CriLogFile& log);
+    [[nodiscard]] Result<void> write_records(CriLogFile& log);
 
     std::string_view stream_;
     size_t len_ = 0;

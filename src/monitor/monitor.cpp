@@ -24,6 +24,7 @@
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "linux/pidfd.hpp"
+#include "linux/terminal.hpp"
 #include "monitor/cri_log.hpp"
 #include "monitor/exit_record.hpp"
 #include "runtime/runtime.hpp"
@@ -35,6 +36,7 @@ constexpr const char* kPidFile = "container.pid";
 constexpr const char* kCtlSocket = "ctl";
 constexpr const char* kRuntimeLog = "runtime.log";
 constexpr const char* kMonitorLog = "monitor.log";
+constexpr const char* kConsoleSocket = "console.sock";
 
 Result<UniqueFd> open_dev_null(int flags) {
     UniqueFd fd(::open("/dev/null", flags | O_CLOEXEC));
@@ -125,6 +127,18 @@ void release_startup_pages() {
     }
 }
 
+Result<UniqueFd> listen_unix(const std::string& path) {
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) return fail("socket path {} is too long", path);
+    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) return fail_sys("socket");
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return fail_sys("bind {}", path);
+    if (::listen(fd.get(), 4) < 0) return fail_sys("listen {}", path);
+    return fd;
+}
+
 class Monitor {
 public:
     explicit Monitor(const MonitorOptions& o) : o_(o) {}
@@ -140,6 +154,7 @@ private:
     Result<void> run_runtime(const std::vector<std::string>& args, int in, int out, int err);
     Result<void> read_pid();
     Result<void> listen_ctl();
+    Result<void> receive_terminal();
     void report(const std::string& json_line);
     void undo();
     Result<void> loop();
@@ -162,7 +177,7 @@ private:
     UniqueFd in_r_, in_w_, out_r_, out_w_, err_r_, err_w_;
     std::optional<CriLogFile> log_;
     LineSplitter out_{"stdout"}, err_{"stderr"};
-    UniqueFd epoll_, sigfd_, ctl_;
+    UniqueFd epoll_, sigfd_, ctl_, console_;
     std::map<std::string, std::string> cgroup_dirs_;
     uint64_t oom_before_ = 0;
     std::string started_at_;
@@ -235,12 +250,15 @@ Result<void> Monitor::create() {
         co.id = o_.id;
         co.bundle = o_.bundle;
         co.pid_file = pid_file;
+        if (o_.terminal) co.console_socket = file(kConsoleSocket);
         auto r = runtime::create_container(global(), co);
         null_stdio();
         BERTH_TRY(r);
     } else {
-        BERTH_TRY(run_runtime({"create", "--bundle", o_.bundle, "--pid-file", pid_file, o_.id}, in_r_.get(),
-                              out_w_.get(), err_w_.get()));
+        std::vector<std::string> args = {"create", "--bundle", o_.bundle, "--pid-file", pid_file};
+        if (o_.terminal) args.insert(args.end(), {"--console-socket", file(kConsoleSocket)});
+        args.push_back(o_.id);
+        BERTH_TRY(run_runtime(args, in_r_.get(), out_w_.get(), err_w_.get()));
     }
     created_ = true;
     // Only the container holds the write ends now: EOF on a pipe means every writer in the container is gone.
@@ -277,15 +295,20 @@ Result<void> Monitor::start() {
 }
 
 Result<void> Monitor::listen_ctl() {
-    std::string path = file(kCtlSocket);
-    struct sockaddr_un addr {};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) return fail("control socket path {} is too long", path);
-    std::memcpy(addr.sun_path, path.c_str(), path.size());
-    ctl_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!ctl_) return fail_sys("socket");
-    if (::bind(ctl_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return fail_sys("bind {}", path);
-    if (::listen(ctl_.get(), 4) < 0) return fail_sys("listen {}", path);
+    BERTH_ASSIGN(ctl_, listen_unix(file(kCtlSocket)));
+    return {};
+}
+
+Result<void> Monitor::receive_terminal() {
+    // The runtime connected and sent the master during create: the connection is already queued.
+    UniqueFd conn(::accept4(console_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn) return fail_sys("no terminal was sent to the console socket {}", file(kConsoleSocket));
+    BERTH_ASSIGN(UniqueFd master, sys::recv_fd(conn.get(), nullptr));
+    if (::fcntl(master.get(), F_SETFL, O_NONBLOCK) < 0) return fail_sys("make the pty master non-blocking");
+    // The terminal is the container's stdout and stderr: its output is logged as stdout, as CRI wants.
+    out_r_ = std::move(master);
+    console_.reset();
+    ::unlink(file(kConsoleSocket).c_str());
     return {};
 }
 
@@ -295,7 +318,11 @@ Result<void> Monitor::setup() {
     dir_made_ = true;
     log::init(file(kMonitorLog), log::Format::text, false);
     BERTH_TRY(make_pipes());
+    if (o_.terminal) {
+        BERTH_ASSIGN(console_, listen_unix(file(kConsoleSocket)));
+    }
     BERTH_TRY_CTX(create(), "create container {}", o_.id);
+    if (o_.terminal) BERTH_TRY_CTX(receive_terminal(), "create container {}", o_.id);
     BERTH_TRY(read_pid());
     BERTH_ASSIGN(CriLogFile lf, CriLogFile::open(o_.log_path));
     log_.emplace(std::move(lf));
@@ -341,9 +368,9 @@ void Monitor::drain(LineSplitter& s, UniqueFd& fd, bool to_eof) {
     for (;;) {
         auto n = s.read_from(fd.get(), *log_);
         if (!n) {
+            // The log file failed (disk full): those bytes are lost, the stream goes on.
             log::warn("{}", n.error().message());
-            if (n.error().code() != 0 && n.error().code() != ENOSPC) break;  // the pipe failed
-            continue;                                                        // the log write failed: go on
+            continue;
         }
         if (*n == 0) {
             fd.reset();  // EOF: closing it also removes it from the epoll set

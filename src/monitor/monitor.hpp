@@ -8,6 +8,7 @@
 //                  "start\n" -> "ok\n" | "error <message>\n" (starts a container created without --start)
 //                  "reopen\n" -> "ok\n" | "error <message>\n" (reopens the log file: ReopenContainerLog)
 //   container.pid  the container init's pid (host pid namespace)
+//   console.sock   with a terminal, during create only: the --console-socket the pty master arrives on
 //   monitor.log    the monitor's own messages; runtime.log: the external runtime's (--log-format json)
 // SIGUSR1 also reopens the log file.
 //
@@ -31,6 +32,7 @@ struct MonitorOptions {
     int sync_fd = -1;         // > 2, or -1
     bool start = false;       // start right after create
     bool stdin_pipe = false;  // give the container a stdin pipe the monitor keeps open (otherwise /dev/null)
+    bool terminal = false;    // process.terminal: receive the pty master on <dir>/console.sock, log it as stdout
 };
 
 // Detaches the monitor (fork, setsid, fork) and returns once the intermediate process is gone: the monitor is

@@ -41,7 +41,7 @@ struct LogRecord {
 
 // Parses a CRI log file; fails the test on a line that is not a record.
 std::vector<LogRecord> parse_log(const std::string& text) {
-    static const std::regex re(R"(^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{9})Z (stdout|stderr) ([PF]) (.*)$)");
+    static const std::regex re(R"(^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{9})Z (stdout|stderr) ([PF]) ([\s\S]*)$)");
     std::vector<LogRecord> out;
     std::istringstream in(text);
     std::string line;
@@ -144,6 +144,7 @@ protected:
         std::filesystem::create_directories(dir_ + "/logs");
         std::vector<std::string> argv = {BERTH_MONITOR_BIN, "--id", s.id,        "--bundle", bundle_,  "--dir", s.dir,
                                          "--log-path",      s.log,  "--sync-fd", "3",        "--start"};
+        argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
         if (runtime.empty()) {
             argv.insert(argv.end(), {"--root", root_});
         } else {
@@ -266,6 +267,25 @@ protected:
         EXPECT_EQ(err, (std::vector<std::string>{"err1", "err2"}));
     }
 
+    // With process.terminal: the pty's output is one stream, logged as stdout.
+    void check_terminal(const std::string& runtime) {
+        json cfg = sh_config("tty; echo hello; exit 4");
+        cfg["process"]["terminal"] = true;
+        extra_args_ = {"--terminal"};
+        Started s = start_monitor(cfg, runtime);
+        ASSERT_TRUE(s.error.empty()) << s.error;
+        EXPECT_EQ(wait_exit(s).exit_code, 4);
+        wait_monitor_gone(s.pid);
+        auto recs = parse_log(read_text(s.log));
+        ASSERT_EQ(recs.size(), 2u) << read_text(s.log);
+        for (const auto& r : recs) EXPECT_EQ(r.stream, "stdout");
+        // The terminal turns "\n" into "\r\n"; the record keeps the "\r" as the bytes were written.
+        EXPECT_EQ(recs[0].message.rfind("/dev/pts/", 0), 0u) << recs[0].message;
+        EXPECT_EQ(recs[1].message, "hello\r");
+        EXPECT_FALSE(std::filesystem::exists(s.dir + "/console.sock"));
+    }
+
+    std::vector<std::string> extra_args_;
     std::vector<pid_t> monitors_;
     std::vector<std::pair<std::string, std::string>> external_;  // id, runtime
 };
@@ -395,6 +415,15 @@ TEST_F(MonitorTest, CreateErrorReachesTheStarterAndLeavesNothing) {
     EXPECT_FALSE(std::filesystem::exists(s.dir));
     EXPECT_FALSE(std::filesystem::exists(s.log));
     EXPECT_TRUE(root_entries().empty());
+}
+
+TEST_F(MonitorTest, TerminalOutputIsLoggedAsStdout) {
+    check_terminal({});
+}
+
+TEST_F(MonitorTest, HandlerRuncWithTerminal) {
+    if (::access(kRunc, X_OK) != 0) GTEST_SKIP() << "runc is not installed";
+    check_terminal(kRunc);
 }
 
 TEST_F(MonitorTest, HandlerRunc) {

@@ -12,7 +12,7 @@ namespace {
 void usage() {
     std::fprintf(stderr,
                  "usage: berth-monitor --id ID --bundle DIR --dir MONITOR_DIR --log-path FILE [--root DIR]\n"
-                 "                     [--runtime PATH] [--sync-fd N] [--start] [--stdin]\n"
+                 "                     [--runtime PATH] [--sync-fd N] [--start] [--stdin] [--terminal]\n"
                  "  --id         container id\n"
                  "  --bundle     OCI bundle (config.json + rootfs)\n"
                  "  --dir        the monitor's directory (made by the monitor; must not exist): exit, ctl, ...\n"
@@ -21,7 +21,8 @@ void usage() {
                  "  --runtime    external OCI runtime binary (runc, crun); default: libberth in process\n"
                  "  --sync-fd    fd (> 2) to report {\"pid\",\"container_pid\"} or {\"error\"} on, one JSON line\n"
                  "  --start      start the container once created (else: \"start\" on the ctl socket)\n"
-                 "  --stdin      give the container a stdin pipe kept open (else /dev/null)\n");
+                 "  --stdin      give the container a stdin pipe kept open (else /dev/null)\n"
+                 "  --terminal   process.terminal is true: take the pty master (console socket), log it as stdout\n");
 }
 
 std::string absolute(const std::string& p) {
@@ -66,6 +67,8 @@ int main(int argc, char** argv) {
             o.sync_fd = static_cast<int>(fd);
         } else if (a == "--start") {
             o.start = true;
+        } else if (a == "--terminal") {
+            o.terminal = true;
         } else if (a == "--stdin") {
             o.stdin_pipe = true;
         } else if (a == "--help" || a == "-h") {
