@@ -426,6 +426,28 @@ TEST_F(MonitorTest, HandlerRuncWithTerminal) {
     check_terminal(kRunc);
 }
 
+// --stdin: the container's fd 0 is a pipe whose write end the monitor holds (no EOF); otherwise /dev/null.
+TEST_F(MonitorTest, StdinPipeIsHeldOpenByTheMonitor) {
+    Started plain = start_monitor(sh_config("cat; echo eof"));
+    ASSERT_TRUE(plain.error.empty()) << plain.error;
+    EXPECT_EQ(wait_exit(plain).exit_code, 0);
+    wait_monitor_gone(plain.pid);
+    ASSERT_EQ(parse_log(read_text(plain.log)).size(), 1u);
+    EXPECT_EQ(parse_log(read_text(plain.log))[0].message, "eof");
+
+    extra_args_ = {"--stdin"};
+    Started s = start_monitor(base_config({"cat"}));
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    std::string in = read_link("/proc/" + std::to_string(s.container_pid) + "/fd/0");
+    ASSERT_EQ(in.rfind("pipe:", 0), 0u) << in;
+    bool monitor_holds_it = false;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(s.pid) + "/fd"))
+        monitor_holds_it |= read_link(e.path()) == in;
+    EXPECT_TRUE(monitor_holds_it) << "the monitor holds no end of " << in;
+    ASSERT_EQ(::kill(s.container_pid, SIGKILL), 0);
+    EXPECT_EQ(wait_exit(s).signal, SIGKILL);
+}
+
 TEST_F(MonitorTest, HandlerRunc) {
     if (::access(kRunc, X_OK) != 0) GTEST_SKIP() << "runc is not installed";
     check_streams_and_exit(kRunc);
