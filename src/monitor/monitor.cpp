@@ -104,26 +104,32 @@ std::map<std::string, std::string> cgroup_dirs_of(pid_t pid) {
 // Create and start run most of libberth once; the loop afterwards needs a small part of it. This drops the
 // process's page-table entries for the binary's code and read-only data (the R E and R load segments, found by
 // an address inside each), so only the pages the loop touches again count in its RSS and PSS. Those segments
-// are private file mappings never written, so MADV_DONTNEED loses nothing: a page touched later faults back in
-// from the page cache. Best effort: a failure leaves the pages mapped.
+// are private file mappings never written (checked: no anonymous pages), so MADV_DONTNEED loses nothing: a page touched
+// later faults back in from the page cache. Best effort: a failure leaves the pages mapped.
 void release_startup_pages() {
-    auto maps = read_file("/proc/self/maps");
-    if (!maps) return;
+    auto smaps = read_file("/proc/self/smaps");
+    if (!smaps) return;
     const uintptr_t code = reinterpret_cast<uintptr_t>(&release_startup_pages);
     const uintptr_t rodata = reinterpret_cast<uintptr_t>(kMonitorLog);
+    unsigned long lo = 0, hi = 0;
+    bool candidate = false;
     size_t pos = 0;
-    while (pos < maps->size()) {
-        size_t nl = maps->find('\n', pos);
-        if (nl == std::string::npos) nl = maps->size();
-        std::string line = maps->substr(pos, nl - pos);
+    while (pos < smaps->size()) {
+        size_t nl = smaps->find('\n', pos);
+        if (nl == std::string::npos) nl = smaps->size();
+        std::string line = smaps->substr(pos, nl - pos);
         pos = nl + 1;
-        unsigned long lo = 0, hi = 0;
         char perms[8] = {};
-        if (std::sscanf(line.c_str(), "%lx-%lx %7s", &lo, &hi, perms) != 3) continue;
-        std::string_view p(perms);
-        bool text = p == "r-xp" && code >= lo && code < hi;
-        bool ro = p == "r--p" && rodata >= lo && rodata < hi;
-        if (text || ro) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+        unsigned long a = 0, b = 0, anon = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx %7s", &a, &b, perms) == 3) {
+            std::string_view p(perms);
+            lo = a, hi = b;
+            candidate = (p == "r-xp" && code >= lo && code < hi) || (p == "r--p" && rodata >= lo && rodata < hi);
+        } else if (candidate && std::sscanf(line.c_str(), "Anonymous: %lu kB", &anon) == 1) {
+            // A mapping with written (copied) pages, e.g. relocated data merged into it, must keep them.
+            if (anon == 0) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+            candidate = false;
+        }
     }
 }
 
@@ -468,8 +474,8 @@ int Monitor::run() {
         return 1;
     }
     report(nlohmann::json{{"pid", ::getpid()}, {"container_pid", pid_}}.dump());
-    ::malloc_trim(0);  // what create needed is not needed again
     release_startup_pages();
+    ::malloc_trim(0);  // what create (and reading smaps) needed is not needed again
     if (auto r = loop(); !r) {
         log::error("{}", r.error().message());
         return 1;
