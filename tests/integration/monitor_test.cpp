@@ -142,8 +142,9 @@ protected:
         s.dir = dir_ + "/mon-" + s.id;
         s.log = dir_ + "/logs/" + s.id + ".log";
         std::filesystem::create_directories(dir_ + "/logs");
-        std::vector<std::string> argv = {BERTH_MONITOR_BIN, "--id", s.id,        "--bundle", bundle_,  "--dir", s.dir,
-                                         "--log-path",      s.log,  "--sync-fd", "3",        "--start"};
+        std::vector<std::string> argv = {BERTH_MONITOR_BIN, "--id", s.id,        "--bundle", bundle_, "--dir", s.dir,
+                                         "--log-path",      s.log,  "--sync-fd", "3"};
+        if (start_) argv.push_back("--start");
         argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
         if (runtime.empty()) {
             argv.insert(argv.end(), {"--root", root_});
@@ -285,6 +286,24 @@ protected:
         EXPECT_FALSE(std::filesystem::exists(s.dir + "/console.sock"));
     }
 
+    // One command on the monitor's ctl socket; its reply line.
+    std::string ctl(const Started& s, const std::string& command) {
+        UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        struct sockaddr_un addr {};
+        addr.sun_family = AF_UNIX;
+        std::string path = s.dir + "/ctl";
+        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+        if (::connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return "connect failed";
+        std::string line = command + "\n";
+        if (::write(c.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) return "write failed";
+        std::string reply;
+        char buf[512];
+        ssize_t n;
+        while ((n = ::read(c.get(), buf, sizeof buf)) > 0) reply.append(buf, static_cast<size_t>(n));
+        return reply;
+    }
+
+    bool start_ = true;  // --start
     std::vector<std::string> extra_args_;
     std::vector<pid_t> monitors_;
     std::vector<std::pair<std::string, std::string>> external_;  // id, runtime
@@ -446,6 +465,25 @@ TEST_F(MonitorTest, StdinPipeIsHeldOpenByTheMonitor) {
     EXPECT_TRUE(monitor_holds_it) << "the monitor holds no end of " << in;
     ASSERT_EQ(::kill(s.container_pid, SIGKILL), 0);
     EXPECT_EQ(wait_exit(s).signal, SIGKILL);
+}
+
+// CreateContainer then StartContainer: the monitor creates, berthd starts it later through the ctl socket.
+TEST_F(MonitorTest, StartThroughTheControlSocket) {
+    start_ = false;
+    Started s = start_monitor(sh_config("echo started; exit 6"));
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    CommandResult state = berth({"state", s.id});
+    ASSERT_EQ(state.exit_code, 0) << state.err;
+    EXPECT_EQ(json::parse(state.out)["status"], "created");
+    EXPECT_EQ(ctl(s, "bogus"), "error unknown command \"bogus\" (start, reopen)\n");
+    EXPECT_EQ(ctl(s, "start"), "ok\n");
+    monitor::ExitRecord e = wait_exit(s);
+    EXPECT_EQ(e.exit_code, 6);
+    EXPECT_FALSE(e.started_at.empty());
+    wait_monitor_gone(s.pid);
+    auto recs = parse_log(read_text(s.log));
+    ASSERT_EQ(recs.size(), 1u);
+    EXPECT_EQ(recs[0].message, "started");
 }
 
 TEST_F(MonitorTest, HandlerRunc) {
