@@ -6,6 +6,8 @@ packages=(
   # build
   build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libfmt-dev libseccomp-dev libcap-dev
+  # berthd/berthctl: the CRI gRPC contract (proto/api.proto) compiled at build time
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # test images and peer runtimes
