@@ -1,0 +1,61 @@
+// berthd: the CRI daemon. Parses flags and hands over to cri::run_daemon; no logic here.
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "common/log.hpp"
+#include "cri/daemon.hpp"
+
+namespace {
+
+constexpr const char* kDefaultSocket = "/run/berth/berth.sock";
+
+void usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: berthd [--socket PATH] [--debug]\n"
+                 "\n"
+                 "Serves the Kubernetes CRI (runtime.v1 RuntimeService and ImageService) on a unix socket.\n"
+                 "\n"
+                 "  --socket PATH  socket to serve on (default %s), created with mode 0660\n"
+                 "  --debug        debug logging\n"
+                 "  --version      print the version and exit\n"
+                 "  --help         this text\n",
+                 kDefaultSocket);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    berth::cri::DaemonConfig config{.socket_path = kDefaultSocket};
+    bool debug = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "--socket") {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "berthd: --socket needs a path\n");
+                return 2;
+            }
+            config.socket_path = argv[++i];
+        } else if (arg.starts_with("--socket=")) {
+            config.socket_path = std::string(arg.substr(9));
+        } else if (arg == "--debug") {
+            debug = true;
+        } else if (arg == "--version") {
+            std::printf("berthd version %s\n", BERTH_VERSION);
+            return 0;
+        } else if (arg == "--help" || arg == "-h") {
+            usage(stdout);
+            return 0;
+        } else {
+            std::fprintf(stderr, "berthd: unknown argument %.*s\n", static_cast<int>(arg.size()), arg.data());
+            usage(stderr);
+            return 2;
+        }
+    }
+    berth::log::init("", berth::log::Format::text, debug);
+    if (auto r = berth::cri::run_daemon(config); !r) {
+        berth::log::error("{}", r.error().message());
+        return 1;
+    }
+    return 0;
+}
