@@ -8,6 +8,8 @@ packages=(
   nlohmann-json3-dev libfmt-dev libseccomp-dev libcap-dev
   # images: sha256 (OpenSSL EVP), layer unpack (libarchive with gzip and zstd)
   libssl-dev libarchive-dev libzstd-dev zlib1g-dev zstd
+  # image metadata (src/store)
+  libsqlite3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # test images and peer runtimes
