@@ -41,6 +41,8 @@ struct ImageRecord {
     std::vector<image::Digest> blobs;      // sorted
 };
 
+// One connection: use an ImageStore from one thread at a time (open one per thread or process), and never
+// across fork() (SQLite forbids it: a child opens its own).
 class ImageStore {
 public:
     // The schema version this build writes and reads.
@@ -54,8 +56,9 @@ public:
     // name another image had moves here). The record's chain ids and blobs replace those of an earlier put.
     [[nodiscard]] Result<ImageRecord> put(const ImageRecord& rec);
     // By name (normalized first: "busybox" finds docker.io/library/busybox:latest), by full id or manifest
-    // digest, or by a unique prefix of the id's hex (with or without "sha256:"). ENOENT when nothing matches;
-    // an ambiguous prefix is an error naming the candidates' count.
+    // digest, or by a unique prefix of the id's hex (with or without "sha256:"), tried in that order (a key that
+    // is both a name and a hex prefix, like "abc", finds the name first). ENOENT when nothing matches; an
+    // ambiguous prefix is an error naming the candidates' count.
     [[nodiscard]] Result<ImageRecord> get(std::string_view key) const;
     // Every image, by id.
     [[nodiscard]] Result<std::vector<ImageRecord>> list() const;

@@ -56,7 +56,8 @@ public:
     [[nodiscard]] Result<std::vector<ImageRecord>> import_docker_archive(const std::string& tar_path);
 
     // Removes the image `key` names (see ImageStore::get) with all its names, then the blobs and snapshots no
-    // other image uses.
+    // other image uses. The record goes first: failing after it leaves only unreferenced content, which
+    // prune() collects.
     [[nodiscard]] Result<GcStats> remove(std::string_view key);
     // Removes every blob and snapshot no image uses, and leftovers of crashed writers (ingest files, snapshot
     // and import temp directories).

@@ -1,5 +1,6 @@
 // store::Images: imports record images, remove() and prune() collect exactly what no image uses.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -185,6 +186,43 @@ TEST_F(ImagesTest, PruneCollectsLeftoversOfACrash) {
     EXPECT_TRUE(stats->snapshots_removed.empty());
 }
 
+TEST_F(ImagesTest, PruneInAnotherProcessNeverTakesWhatAnImportIsWriting) {
+    // Layouts first, so the importing process only imports.
+    constexpr int kImages = 6;
+    std::vector<std::string> layouts;
+    for (int i = 0; i < kImages; ++i) {
+        layouts.push_back(tmp_.path() + "/race" + std::to_string(i));
+        write_layout(layouts.back(), {base_, layer_with("n", std::to_string(i))}, "race:" + std::to_string(i));
+    }
+    // SQLite connections must not cross fork(): close ours, and open a fresh one on each side.
+    images_.reset();
+    pid_t pruner = ::fork();
+    ASSERT_NE(pruner, -1);
+    if (pruner == 0) {
+        auto other = Images::open(root_);  // its own connection and locks, as another berthctl would have
+        int rc = other ? 0 : 10;
+        for (int i = 0; rc == 0 && i < 40; ++i)
+            if (!other->prune()) rc = 11;
+        ::_exit(rc);
+    }
+    auto mine = Images::open(root_);
+    ASSERT_TRUE(mine) << mine.error().message();
+    images_.emplace(std::move(*mine));
+    int failed_imports = 0;
+    for (const auto& l : layouts) failed_imports += !images_->import_oci_layout(l);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pruner, &status, 0), pruner);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_EQ(failed_imports, 0);
+    for (int i = 0; i < kImages; ++i) {
+        auto rec = images_->records().get("race:" + std::to_string(i));
+        ASSERT_TRUE(rec) << rec.error().message();
+        for (const auto& c : rec->chain_ids) EXPECT_TRUE(images_->snapshots().exists(c)) << i << " " << c.string();
+        for (const auto& d : rec->blobs) EXPECT_TRUE(images_->content().exists(d)) << i << " " << d.string();
+    }
+}
+
 // A `docker save`-style archive: manifest.json, <hex>.json config, <dir>/layer.tar layers.
 struct DockerArchive {
     std::vector<TarMember> members;
@@ -245,6 +283,41 @@ TEST_F(ImagesTest, DockerArchiveImport) {
     ASSERT_TRUE(images_->remove("busybox:test"));
     EXPECT_TRUE(images_->content().list()->empty());
     EXPECT_TRUE(images_->snapshots().list()->empty());
+}
+
+TEST_F(ImagesTest, DockerArchiveTwoImagesSharingALayerThroughASymlink) {
+    // docker save stores a layer two images share once and links the other path to it.
+    std::string c1 = config_for({base_}, "one"), c2 = config_for({base_, top_a_}, "two");
+    const Digest d1 = Sha256::of(c1), d2 = Sha256::of(c2);
+    DockerArchive ar;
+    ar.members = {file(d1.hex() + ".json", c1),
+                  file(d2.hex() + ".json", c2),
+                  dir("l1"),
+                  file("l1/layer.tar", base_),
+                  dir("l2"),
+                  image::testing::symlink("l2/layer.tar", "../l1/layer.tar"),
+                  dir("l3"),
+                  file("l3/layer.tar", top_a_)};
+    ar.manifest = Json::array(
+        {{{"Config", d1.hex() + ".json"}, {"RepoTags", {"one:1"}}, {"Layers", {"l1/layer.tar"}}},
+         {{"Config", d2.hex() + ".json"}, {"RepoTags", {"two:1"}}, {"Layers", {"l2/layer.tar", "l3/layer.tar"}}}});
+    const std::string tar = tmp_.path() + "/two.tar";
+    ASSERT_TRUE(write_file(tar, ar.build()));
+    auto r = images_->import_docker_archive(tar);
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->size(), 2u);
+    auto one = images_->records().get("one:1");
+    auto two = images_->records().get("two:1");
+    ASSERT_TRUE(one && two);
+    ASSERT_EQ(two->chain_ids.size(), 2u);
+    EXPECT_EQ(one->chain_ids.front(), two->chain_ids.front());
+
+    auto stats = images_->remove("one:1");
+    ASSERT_TRUE(stats) << stats.error().message();
+    EXPECT_TRUE(stats->snapshots_removed.empty()) << "the base snapshot is two's too";
+    EXPECT_TRUE(images_->content().exists(Sha256::of(base_)));
+    EXPECT_FALSE(images_->content().exists(d1));
+    EXPECT_TRUE(snapshot_has(two->chain_ids[1], "etc/a", "image a"));
 }
 
 TEST_F(ImagesTest, DockerArchiveMissingFileAndDiffIdMismatchAreRefused) {
