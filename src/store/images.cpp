@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -362,9 +363,11 @@ Result<std::vector<ImageRecord>> Images::import_docker_archive(const std::string
         std::vector<ImageRecord> out;
         for (const auto& en : entries) {
             BERTH_ASSIGN(std::string config_file, ex->file(en.config));
-            BERTH_ASSIGN(std::string config_text, read_file(config_file));
-            if (config_text.size() > kMaxDocumentSize)
+            struct stat st {};
+            if (::stat(config_file.c_str(), &st) < 0) return fail_sys("stat {}", en.config);
+            if (static_cast<uint64_t>(st.st_size) > kMaxDocumentSize)
                 return fail("{}: larger than {} bytes", en.config, kMaxDocumentSize);
+            BERTH_ASSIGN(std::string config_text, read_file(config_file));
             BERTH_ASSIGN(image::ImageConfig config, image::parse_image_config(config_text, en.config));
             if (config.diff_ids.size() != en.layers.size())
                 return fail("{}: {} rootfs.diff_ids, but manifest.json lists {} layers", en.config,

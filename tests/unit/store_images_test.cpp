@@ -356,6 +356,16 @@ TEST_F(ImagesTest, DockerArchiveMissingFileAndDiffIdMismatchAreRefused) {
         ASSERT_FALSE(r);
         EXPECT_NE(r.error().message().find("nope.json"), std::string::npos) << r.error().message();
     }
+    {
+        DockerArchive ar;  // a config too large to be one
+        ar.members = {file("huge.json", std::string(5 << 20, ' '))};
+        ar.manifest = Json::array({{{"Config", "huge.json"}, {"Layers", Json::array()}}});
+        const std::string tar = tmp_.path() + "/huge.tar";
+        ASSERT_TRUE(write_file(tar, ar.build()));
+        auto r = images_->import_docker_archive(tar);
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.error().message().find("huge.json: larger than"), std::string::npos) << r.error().message();
+    }
     EXPECT_FALSE(images_->records().get("x:1"));
     auto all = images_->records().list();
     ASSERT_TRUE(all);
