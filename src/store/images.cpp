@@ -53,6 +53,18 @@ Result<size_t> read_some(int fd, std::span<std::byte> buf) {
     }
 }
 
+// The name an OCI layout gives an image: containerd's io.containerd.image.name (always a full reference) when
+// present, else the ref.name annotation if it is more than a bare tag (skopeo writes "latest" there, which would
+// otherwise become docker.io/library/latest:latest).
+std::vector<std::string> layout_names(const ImportedImage& img) {
+    if (auto it = img.manifest.annotations.find("io.containerd.image.name");
+        it != img.manifest.annotations.end() && image::ImageReference::parse(it->second))
+        return {it->second};
+    const std::string& ref = img.ref_name;
+    if (ref.find_first_of("/:@") != std::string::npos && image::ImageReference::parse(ref)) return {ref};
+    return {};
+}
+
 }  // namespace
 
 Result<Images> Images::open(const std::string& root) {
@@ -95,9 +107,7 @@ Result<std::vector<ImageRecord>> Images::import_oci_layout(const std::string& di
     BERTH_ASSIGN(auto imported, image::import_oci_layout(dir, content_, snapshots_, platform));
     std::vector<ImageRecord> out;
     for (const auto& img : imported) {
-        std::vector<std::string> names;
-        if (!img.ref_name.empty() && image::ImageReference::parse(img.ref_name)) names.push_back(img.ref_name);
-        BERTH_ASSIGN(auto rec, record(img, std::move(names)));
+        BERTH_ASSIGN(auto rec, record(img, layout_names(img)));
         out.push_back(std::move(rec));
     }
     return out;
@@ -109,9 +119,7 @@ Result<std::vector<ImageRecord>> Images::import_oci_archive(const std::string& t
     BERTH_ASSIGN(auto imported, image::import_oci_archive(tar_path, content_, snapshots_, platform));
     std::vector<ImageRecord> out;
     for (const auto& img : imported) {
-        std::vector<std::string> names;
-        if (!img.ref_name.empty() && image::ImageReference::parse(img.ref_name)) names.push_back(img.ref_name);
-        BERTH_ASSIGN(auto rec, record(img, std::move(names)));
+        BERTH_ASSIGN(auto rec, record(img, layout_names(img)));
         out.push_back(std::move(rec));
     }
     return out;
@@ -328,6 +336,7 @@ Result<std::vector<ImageRecord>> Images::import_docker_archive(const std::string
     auto body = [&]() -> Result<std::vector<ImageRecord>> {
         Json doc = Json::parse(*ex->manifest, nullptr, false);
         if (doc.is_discarded() || !doc.is_array()) return fail("manifest.json: not a JSON array");
+        if (doc.empty()) return fail("manifest.json: no images");
         // Parse all entries first: a malformed one refuses the archive before anything is stored.
         struct Entry {
             std::string config;

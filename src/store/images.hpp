@@ -42,8 +42,9 @@ public:
     ImageStore& records() { return records_; }
 
     // Imports the images of an OCI layout directory / oci-archive (see image/oci_layout.hpp) and records each,
-    // named by its org.opencontainers.image.ref.name annotation when that is a valid reference (nameless
-    // otherwise, reachable by id).
+    // named by its io.containerd.image.name annotation, else by org.opencontainers.image.ref.name when that is
+    // a reference with a repository (a bare tag such as "latest", as skopeo writes, names nothing): nameless
+    // images stay reachable by id.
     [[nodiscard]] Result<std::vector<ImageRecord>> import_oci_layout(
         const std::string& dir, const image::Platform& platform = image::host_platform());
     [[nodiscard]] Result<std::vector<ImageRecord>> import_oci_archive(

@@ -118,6 +118,14 @@ TEST_F(ImagesTest, OciImportRecordsTheImage) {
     EXPECT_EQ(got->size, base_.size() + top_a_.size() + got->config_json.size());
 }
 
+TEST_F(ImagesTest, OciRefNameThatIsOnlyATagNamesNothing) {
+    ImageRecord a = import({base_}, "latest");
+    ASSERT_TRUE(a.id.valid());
+    EXPECT_TRUE(a.names.empty());
+    EXPECT_FALSE(images_->records().get("latest"));
+    EXPECT_TRUE(images_->records().get(a.id.hex().substr(0, 12)));
+}
+
 TEST_F(ImagesTest, RemoveKeepsWhatAnotherImageShares) {
     ImageRecord a = import({base_, mid_, top_a_}, "example.com/app:a");
     ImageRecord b = import({base_, mid_, top_b_}, "example.com/app:b");
@@ -355,6 +363,14 @@ TEST_F(ImagesTest, DockerArchiveMissingFileAndDiffIdMismatchAreRefused) {
         auto r = images_->import_docker_archive(tar);
         ASSERT_FALSE(r);
         EXPECT_NE(r.error().message().find("nope.json"), std::string::npos) << r.error().message();
+    }
+    {
+        DockerArchive ar;  // an archive of nothing is not a successful import
+        const std::string tar = tmp_.path() + "/empty.tar";
+        ASSERT_TRUE(write_file(tar, ar.build()));
+        auto r = images_->import_docker_archive(tar);
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.error().message().find("manifest.json: no images"), std::string::npos) << r.error().message();
     }
     {
         DockerArchive ar;  // a config too large to be one
