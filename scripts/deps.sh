@@ -10,6 +10,8 @@ packages=(
   libssl-dev libarchive-dev libzstd-dev zlib1g-dev zstd
   # berthd/berthctl: the CRI gRPC contract (proto/api.proto) compiled at build time
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  # image metadata (src/store)
+  libsqlite3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # test images and peer runtimes

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "common/fs.hpp"
@@ -100,6 +101,15 @@ Result<void> SnapshotStore::remove_abandoned_temps() const {
         BERTH_TRY_CTX(remove_all(root_ + "/tmp/" + n), "remove abandoned snapshot");
     }
     return {};
+}
+
+Result<std::vector<Digest>> SnapshotStore::list() const {
+    BERTH_ASSIGN(auto names, list_dir(root_ + "/sha256"));
+    std::vector<Digest> out;
+    for (const auto& n : names)
+        if (auto d = Digest::parse("sha256:" + n)) out.push_back(std::move(*d));
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 Result<Digest> SnapshotStore::create(const Digest& parent_chain, const Digest& diff_id, const LayerSource& source) {

@@ -47,11 +47,15 @@ public:
     [[nodiscard]] Result<std::vector<std::string>> lowerdirs(const Digest& chain) const;
     // Removes a snapshot (its children, if any, are the caller's business: references live in the metadata store).
     [[nodiscard]] Result<void> remove(const Digest& chain);
+    // Every snapshot present, sorted. Names in sha256/ that are not digests are skipped.
+    [[nodiscard]] Result<std::vector<Digest>> list() const;
+    // Removes temp directories of creators and removers that died (their chain id's lock is free); open() does
+    // this too.
+    [[nodiscard]] Result<void> remove_abandoned_temps() const;
 
 private:
     explicit SnapshotStore(std::string root) : root_(std::move(root)) {}
     std::string dir(const Digest& chain) const;
-    [[nodiscard]] Result<void> remove_abandoned_temps() const;
     std::string root_;  // <root>/snapshots
 };
 

@@ -1,5 +1,6 @@
-// Images end to end: the busybox OCI layout built by scripts/make-oci-busybox.sh is imported into a content store
-// and snapshots (src/image), mounted as an overlay rootfs, and run by the built `berth`.
+// Images end to end: the busybox OCI layout built by scripts/make-oci-busybox.sh, and a `docker save`-style archive
+// of the fixture's busybox rootfs, are imported into a content store and snapshots (src/image, src/store), mounted
+// as an overlay rootfs, and run by the built `berth`.
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -7,6 +8,7 @@
 
 #include "harness.hpp"
 #include "image/oci_layout.hpp"
+#include "store/images.hpp"
 
 namespace berth::test {
 namespace {
@@ -60,6 +62,65 @@ TEST_F(ImageRootfs, ImportedImageRunsAsContainerRootfs) {
     // The container's writes land in its upper dir, not in the shared snapshots.
     EXPECT_EQ(read_text(cdir + "/upper/written"), "from-container\n");
     for (const auto& l : *lowers) EXPECT_EQ(read_text(l + "/written"), "") << l;
+}
+
+TEST_F(ImageRootfs, DockerArchiveImportRunsAsContainerRootfs) {
+    // A docker-archive as `docker save` writes it: the busybox rootfs as one layer, a file added by a second.
+    const std::string ar = dir_ + "/archive";
+    for (const char* sub : {"/base", "/extra", "/stage/etc"})
+        ASSERT_EQ(run_command({"/bin/mkdir", "-p", ar + sub}).exit_code, 0);
+    ASSERT_EQ(run_command({"/bin/tar", "--numeric-owner", "-C", rootfs_, "-cf", ar + "/base/layer.tar", "."}).exit_code,
+              0);
+    { std::ofstream(ar + "/stage/etc/berth-image") << "from-docker-archive\n"; }
+    ASSERT_EQ(run_command({"/bin/tar", "--numeric-owner", "-C", ar + "/stage", "-cf", ar + "/extra/layer.tar", "etc"})
+                  .exit_code,
+              0);
+    nlohmann::json config = {{"architecture", image::host_platform().architecture},
+                             {"os", "linux"},
+                             {"rootfs",
+                              {{"type", "layers"},
+                               {"diff_ids",
+                                {image::Sha256::of(read_text(ar + "/base/layer.tar")).string(),
+                                 image::Sha256::of(read_text(ar + "/extra/layer.tar")).string()}}}}};
+    const std::string config_text = config.dump();
+    const std::string config_name = image::Sha256::of(config_text).hex() + ".json";
+    std::ofstream(ar + "/" + config_name) << config_text;
+    std::ofstream(ar + "/manifest.json") << nlohmann::json::array(
+        {{{"Config", config_name},
+          {"RepoTags", {"busybox:archive"}},
+          {"Layers", {"base/layer.tar", "extra/layer.tar"}}}});
+    const std::string tar = dir_ + "/busybox-docker.tar";
+    ASSERT_EQ(run_command({"/bin/tar", "-C", ar, "-cf", tar, "manifest.json", config_name, "base", "extra"}).exit_code,
+              0);
+
+    auto images = store::Images::open(dir_ + "/store");
+    ASSERT_TRUE(images) << images.error().message();
+    auto imported = images->import_docker_archive(tar);
+    ASSERT_TRUE(imported) << imported.error().message();
+    auto rec = images->records().get("docker.io/library/busybox:archive");
+    ASSERT_TRUE(rec) << rec.error().message();
+    ASSERT_EQ(rec->chain_ids.size(), 2u);
+    auto lowers = images->snapshots().lowerdirs(rec->chain_ids.back());
+    ASSERT_TRUE(lowers) << lowers.error().message();
+
+    const std::string cdir = dir_ + "/ctr", rootfs = cdir + "/rootfs";
+    ASSERT_EQ(run_command({"/bin/mkdir", "-p", rootfs}).exit_code, 0);
+    auto m = image::mount_overlay(*lowers, cdir, rootfs);
+    ASSERT_TRUE(m) << m.error().message();
+    mounts_.push_back(rootfs);
+    auto cfg = base_config({"/bin/sh", "-c", "cat /etc/berth-image"});
+    cfg["root"]["path"] = rootfs;
+    auto r = run_config(cfg);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "from-docker-archive\n");
+
+    // Removing the image collects its snapshots and blobs once nothing mounts them.
+    ASSERT_TRUE(image::unmount_overlay(rootfs));
+    auto gone = images->remove("busybox:archive");
+    ASSERT_TRUE(gone) << gone.error().message();
+    EXPECT_EQ(gone->snapshots_removed.size(), 2u);
+    EXPECT_TRUE(images->snapshots().list()->empty());
+    EXPECT_TRUE(images->content().list()->empty());
 }
 
 }  // namespace
