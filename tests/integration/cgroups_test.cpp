@@ -19,10 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    return s;
-}
 
 class Cgroups : public BerthTest {
 protected:

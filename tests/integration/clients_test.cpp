@@ -44,10 +44,6 @@ bool wait_for(const std::function<bool()>& ready, int max_ms = 60000) {
     return ready();
 }
 
-std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
-    return s;
-}
 
 bool exists(const std::string& path) {
     return ::access(path.c_str(), F_OK) == 0;

@@ -23,6 +23,9 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
 // The default config of a berth container running `args` in the busybox rootfs (terminal off).
 nlohmann::json base_config(const std::vector<std::string>& args);
 
+// `s` without trailing newlines, spaces and carriage returns.
+std::string trim(std::string s);
+
 // readlink() or "" on failure.
 std::string read_link(const std::string& path);
 std::string read_text(const std::string& path);

@@ -32,10 +32,6 @@ std::vector<std::string> names_in(const std::string& dir) {
     return out;
 }
 
-std::string read_or(const std::string& path) {
-    auto r = read_file(path);
-    return r ? *r : "<" + r.error().message() + ">";
-}
 
 std::string xattr_of(const std::string& path, const char* name) {
     char buf[256];
@@ -225,13 +221,6 @@ TEST(LayerUnpack, WhiteoutsBecomeOverlayForm) {
     EXPECT_EQ(names_in(tmp.path() + "/d"), std::vector<std::string>{"new"});
 }
 
-// Unmounts (lazily) at scope exit, so a failed assertion does not leave the mount behind.
-struct MountGuard {
-    std::string target;
-    ~MountGuard() {
-        if (!target.empty()) ::umount2(target.c_str(), MNT_DETACH);
-    }
-};
 
 TEST(LayerUnpack, TwoLayersStackedWithARealOverlay) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (overlay mount)";

@@ -15,28 +15,13 @@
 namespace berth::image {
 namespace {
 
+using testing::MountGuard;
+using testing::read_or;
 using testing::TempDir;
 using Json = nlohmann::json;
 
-std::string read_or(const std::string& path) {
-    auto r = read_file(path);
-    return r ? *r : "<" + r.error().message() + ">";
-}
 
-bool is_mounted(const std::string& target) {
-    std::ifstream mi("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(mi, line))
-        if (line.find(" " + target + " ") != std::string::npos) return true;
-    return false;
-}
 
-struct MountGuard {
-    std::string target;
-    ~MountGuard() {
-        if (!target.empty() && is_mounted(target)) ::umount2(target.c_str(), MNT_DETACH);
-    }
-};
 
 // Builds the busybox test image with scripts/make-oci-busybox.sh; "" on success.
 std::string make_layout(const std::string& dir, const std::string& archive = "") {

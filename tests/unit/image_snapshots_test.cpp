@@ -28,26 +28,8 @@ LayerSource source_of(const std::string& blob, size_t* pos) {
     };
 }
 
-std::string read_or(const std::string& path) {
-    auto r = read_file(path);
-    return r ? *r : "<" + r.error().message() + ">";
-}
 
-bool is_mounted(const std::string& target) {
-    std::ifstream mi("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(mi, line))
-        if (line.find(" " + target + " ") != std::string::npos) return true;
-    return false;
-}
 
-// Unmounts (lazily) at scope exit unless the test already did.
-struct MountGuard {
-    std::string target;
-    ~MountGuard() {
-        if (!target.empty() && is_mounted(target)) ::umount2(target.c_str(), MNT_DETACH);
-    }
-};
 
 TEST(ChainId, FollowsTheImageSpec) {
     const Digest a = Sha256::of("layer a"), b = Sha256::of("layer b"), c = Sha256::of("layer c");

@@ -19,6 +19,7 @@ using image::Sha256;
 using image::testing::build_layer;
 using image::testing::dir;
 using image::testing::file;
+using image::testing::read_or;
 using image::testing::TarMember;
 using image::testing::TempDir;
 using Json = nlohmann::json;
@@ -67,10 +68,6 @@ void write_layout(const std::string& dirpath, const std::vector<std::string>& la
     ASSERT_TRUE(write_file(dirpath + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
 }
 
-std::string read_or(const std::string& path) {
-    auto r = read_file(path);
-    return r ? *r : "<" + r.error().message() + ">";
-}
 
 class ImagesTest : public ::testing::Test {
 protected:
