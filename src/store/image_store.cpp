@@ -1,10 +1,13 @@
 #include "store/image_store.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <time.h>
 
 #include <algorithm>
 
 #include "common/fs.hpp"
+#include "common/unique_fd.hpp"
 #include "image/reference.hpp"
 
 namespace berth::store {
@@ -156,6 +159,14 @@ Result<ImageStore> ImageStore::open(const std::string& root) {
     const std::string path = path_join(root, "metadata.db");
     auto ctx = [&](Error e) { return std::unexpected(std::move(e).wrap(fmt::format("open {}", path))); };
     if (auto r = mkdir_all(root, 0700); !r) return ctx(std::move(r).error());
+    // Opening is serialized between processes: two first opens of a new file racing to switch it to WAL get
+    // SQLITE_BUSY from SQLite without its busy handler being asked (seen: one of two writers failing at once).
+    // The lock covers only the set-up below; the connection itself then relies on WAL and busy_timeout.
+    const std::string lock_path = path + ".open-lock";
+    UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock) return ctx(fail_sys("open {}", lock_path).error());
+    while (::flock(lock.get(), LOCK_EX) < 0)
+        if (errno != EINTR) return ctx(fail_sys("lock {}", lock_path).error());
     sqlite3* raw = nullptr;
     int rc =
         sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
