@@ -118,6 +118,17 @@ public:
     [[nodiscard]] Result<void> apply(const spec::Resources& r, bool is_update = false) const;
     // Moves `pid` into every directory of the manager.
     [[nodiscard]] Result<void> add_process(pid_t pid) const;
+
+    // How a new process enters these cgroups without a thread-group migration (which makes the kernel wait for an
+    // RCU grace period, several ms): `unified` is an O_PATH fd of the v2 directory for clone3's CLONE_INTO_CGROUP
+    // (invalid when there is none); `v1_tasks` are write fds of each v1 hierarchy's `tasks` file, to which the new
+    // process writes "0" itself (a thread moving itself skips that lock). The fds are opened here, by the caller,
+    // so the kernel checks the opener's credentials: the process may already sit in a user namespace.
+    struct EntryFds {
+        UniqueFd unified;
+        std::vector<UniqueFd> v1_tasks;
+    };
+    [[nodiscard]] Result<EntryFds> entry_fds() const;
     // Pids in the cgroup (cgroup.procs).
     [[nodiscard]] Result<std::vector<pid_t>> pids() const;
     // Freezes every task and waits until the kernel reports the cgroup frozen (bounded; thaws again on timeout).

@@ -225,6 +225,25 @@ Result<void> CgroupManager::add_process(pid_t pid) const {
     return {};
 }
 
+Result<CgroupManager::EntryFds> CgroupManager::entry_fds() const {
+    EntryFds out;
+    std::set<std::string> done;
+    for (const auto& [controller, dir] : paths_) {
+        if (!done.insert(dir).second) continue;
+        if (controller == "unified") {
+            int fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0) return fail_sys("open cgroup {}", dir);
+            out.unified = UniqueFd(fd);
+            continue;
+        }
+        std::string tasks = path_join(dir, "tasks");
+        int fd = ::open(tasks.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0) return fail_sys("open {}", tasks);
+        out.v1_tasks.emplace_back(fd);
+    }
+    return out;
+}
+
 Result<std::vector<pid_t>> CgroupManager::pids() const {
     for (const auto& [controller, dir] : paths_)
         if (controller != "unified") return read_procs(dir);

@@ -41,10 +41,14 @@ const char* proc_ns_name(NamespaceType t) {
     return "?";
 }
 
-Result<pid_t> clone3_fork(uint64_t flags, int* pidfd_out) {
+Result<pid_t> clone3_fork(uint64_t flags, int* pidfd_out, int cgroup_fd) {
     struct clone_args args{};
     int pidfd = -1;
     args.flags = flags;
+    if (cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = static_cast<uint64_t>(cgroup_fd);
+    }
     if (pidfd_out) {
         args.flags |= CLONE_PIDFD;
         args.pidfd = reinterpret_cast<uint64_t>(&pidfd);

@@ -20,7 +20,8 @@ const char* proc_ns_name(spec::NamespaceType t);
 
 // clone3(2) without CLONE_VM: a fork that can create namespaces at once. Returns the child's pid in the parent and
 // 0 in the child. `pidfd_out`, when given, receives a pidfd for the child (CLONE_PIDFD).
-[[nodiscard]] Result<pid_t> clone3_fork(uint64_t flags, int* pidfd_out = nullptr);
+// With `cgroup_fd` >= 0 (a cgroup v2 directory), the child is born in that cgroup (CLONE_INTO_CGROUP).
+[[nodiscard]] Result<pid_t> clone3_fork(uint64_t flags, int* pidfd_out = nullptr, int cgroup_fd = -1);
 
 // Opens a namespace file and checks that it is one of the expected type (setns with nstype verifies).
 [[nodiscard]] Result<UniqueFd> open_namespace(const std::string& path);

@@ -137,6 +137,12 @@ Result<void> set_up_namespaces(InitPlan& p) {
 
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE");
     reset_signals();
+    // Into the container's v1 cgroups before anything else: a thread moving itself ("0" to `tasks`) spares the
+    // thread-group lock a move by pid takes, and with it an RCU grace period.
+    for (int fd : p.cgroup_tasks_fds) {
+        if (::write(fd, "0", 1) != 1) return fail_sys("join the container's cgroup");
+        ::close(fd);
+    }
     BERTH_TRY(expect(p.sync_fd, SyncType::go));
     BERTH_TRY(set_up_namespaces(p));
 

@@ -24,6 +24,7 @@ struct InitPlan {
     std::string rootfs;  // absolute
     int sync_fd = -1;
     int fifo_fd = -1;  // O_PATH fd of exec.fifo; -1 when the container starts at once (foreground run)
+    std::vector<int> cgroup_tasks_fds;  // v1 `tasks` files (opened by the parent) init moves itself into first
     bool no_pivot = false;
     bool no_new_keyring = false;
     int preserve_fds = 0;

@@ -309,7 +309,14 @@ Result<Launched> launch_container(const GlobalOptions& g, const CreateOptions& o
     }
     if (mode == LaunchMode::foreground && ip.fork_after_unshare) ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
-    BERTH_ASSIGN(pid_t child, sys::clone3_fork(plan.clone_flags));
+    // Born in the unified cgroup (CLONE_INTO_CGROUP); init moves itself into the v1 ones as its first step.
+    cgroups::CgroupManager::EntryFds cg_entry;
+    if (cgroup) {
+        BERTH_ASSIGN(cg_entry, cgroup->entry_fds());
+        for (const auto& fd : cg_entry.v1_tasks) ip.cgroup_tasks_fds.push_back(fd.get());
+    }
+    BERTH_ASSIGN(pid_t child,
+                 sys::clone3_fork(plan.clone_flags, nullptr, cg_entry.unified ? cg_entry.unified.get() : -1));
     if (child == 0) {
         parent_sock.reset();
         container_init(ip);
@@ -322,7 +329,7 @@ Result<Launched> launch_container(const GlobalOptions& g, const CreateOptions& o
     pid_t init_pid = child;
     out.init_is_child = true;
     if (plan.maps_before_go) BERTH_TRY_CTX(write_maps(child, cfg), "user namespace of container \"{}\"", o.id);
-    if (cgroup) BERTH_TRY_CTX(cgroup->add_process(child), "container \"{}\"", o.id);
+    cg_entry = {};  // init has its own copies
     BERTH_TRY(sync_send(parent_sock.get(), SyncType::go));
 
     for (;;) {
