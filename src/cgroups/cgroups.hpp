@@ -116,9 +116,6 @@ public:
 
     // Applies `r` (create, `berth update`). check_before_update refuses a memory limit below the current usage.
     [[nodiscard]] Result<void> apply(const spec::Resources& r, bool is_update = false) const;
-    // Moves `pid` into every directory of the manager.
-    [[nodiscard]] Result<void> add_process(pid_t pid) const;
-
     // How a new process enters these cgroups without a thread-group migration (which makes the kernel wait for an
     // RCU grace period, several ms): `unified` is an O_PATH fd of the v2 directory for clone3's CLONE_INTO_CGROUP
     // (invalid when there is none); `v1_tasks` are write fds of each v1 hierarchy's `tasks` file, to which the new

@@ -215,16 +215,6 @@ std::optional<CgroupManager::Target> CgroupManager::target(const std::string& co
     return std::nullopt;
 }
 
-Result<void> CgroupManager::add_process(pid_t pid) const {
-    std::set<std::string> done;
-    std::string value = std::to_string(pid);
-    for (const auto& [controller, dir] : paths_) {
-        if (!done.insert(dir).second) continue;
-        BERTH_TRY_CTX(write_ctl(dir, "cgroup.procs", value), "move pid {} into cgroup", pid);
-    }
-    return {};
-}
-
 Result<CgroupManager::EntryFds> CgroupManager::entry_fds() const {
     EntryFds out;
     std::set<std::string> done;

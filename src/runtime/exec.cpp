@@ -109,12 +109,14 @@ struct ExecPlan {
     bool in_user_namespace = false;
     int sync_fd = -1;
     int preserve_fds = 0;
+    std::vector<int> cgroup_tasks_fds;  // the container's v1 `tasks` files, joined first
 };
 
 [[nodiscard]] Result<void> exec_steps(ExecPlan& p) {
     const spec::Process& proc = *p.process;
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE");
     reset_signals();
+    BERTH_TRY(enter_v1_cgroups(p.cgroup_tasks_fds));
     // execCPUAffinity: "initial" from the start, "final" once the process is in the container.
     const spec::CpuAffinity* affinity = proc.exec_cpu_affinity ? &*proc.exec_cpu_affinity : nullptr;
     auto affinity_field = [&](std::string_view which) {
@@ -215,13 +217,21 @@ Result<int> exec_in_container(const GlobalOptions& g, const ExecOptions& o) {
         }
     } restore{!o.detach, old};
 
+    // Born in the container's unified cgroup; it joins the v1 ones itself before it runs anything of its own.
+    cgroups::CgroupManager::EntryFds cg_entry;
+    if (!st.cgroup_paths.empty()) {
+        auto entry = cgroups::CgroupManager::load(st.cgroup_paths).entry_fds();
+        if (!entry) return std::unexpected(std::move(entry).error().wrap(fmt::format("exec in container \"{}\"", o.id)));
+        cg_entry = std::move(*entry);
+        for (const auto& fd : cg_entry.v1_tasks) plan.cgroup_tasks_fds.push_back(fd.get());
+    }
     // Membership of a pid namespace is decided at clone: join it around the clone only.
     UniqueFd own_pidns;
     if (pidns) {
         BERTH_ASSIGN(own_pidns, sys::open_namespace("/proc/self/ns/pid"));
         BERTH_TRY(sys::join_namespace(pidns.get(), NamespaceType::pid, "container pid namespace"));
     }
-    auto cloned = sys::clone3_fork(0);
+    auto cloned = sys::clone3_fork(0, nullptr, cg_entry.unified ? cg_entry.unified.get() : -1);
     if (cloned && *cloned == 0) {
         // The child is already a member of the container's pid namespace: it must not try to go back.
         parent_sock.reset();
@@ -242,11 +252,7 @@ Result<int> exec_in_container(const GlobalOptions& g, const ExecOptions& o) {
         }
     } reaper{child};
 
-    // The process joins every cgroup of the container (each v1 hierarchy and the unified one) before it runs
-    // anything of its own: it waits for `go`.
-    if (!st.cgroup_paths.empty())
-        BERTH_TRY_CTX(cgroups::CgroupManager::load(st.cgroup_paths).add_process(child), "exec in container \"{}\"",
-                      o.id);
+    cg_entry = {};  // the child has its own copies
     BERTH_TRY(sync_send(parent_sock.get(), SyncType::go));
     UniqueFd master;
     for (bool ready = false; !ready;) {

@@ -137,12 +137,7 @@ Result<void> set_up_namespaces(InitPlan& p) {
 
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE");
     reset_signals();
-    // Into the container's v1 cgroups before anything else: a thread moving itself ("0" to `tasks`) spares the
-    // thread-group lock a move by pid takes, and with it an RCU grace period.
-    for (int fd : p.cgroup_tasks_fds) {
-        if (::write(fd, "0", 1) != 1) return fail_sys("join the container's cgroup");
-        ::close(fd);
-    }
+    BERTH_TRY(enter_v1_cgroups(p.cgroup_tasks_fds));  // before anything else
     BERTH_TRY(expect(p.sync_fd, SyncType::go));
     BERTH_TRY(set_up_namespaces(p));
 
@@ -224,6 +219,14 @@ Result<void> load_notify_seccomp(sys::SeccompFilter* seccomp, int sync_fd) {
     if (!seccomp || !seccomp->uses_notify()) return {};
     BERTH_ASSIGN(UniqueFd listener, seccomp->load());
     return sync_send(sync_fd, SyncType::seccomp_listener, 0, {}, listener.get());
+}
+
+Result<void> enter_v1_cgroups(const std::vector<int>& tasks_fds) {
+    for (int fd : tasks_fds) {
+        if (::write(fd, "0", 1) != 1) return fail_sys("join the container's cgroup");
+        ::close(fd);
+    }
+    return {};
 }
 
 Result<void> enter_session(const spec::Process& proc, int sync_fd) {

@@ -68,6 +68,11 @@ struct BecomeProcess {
     const sys::LsmSettings* lsm = nullptr;  // AppArmor profile / SELinux label to apply, or null
 };
 
+// Moves the calling (single-threaded) process into the container's v1 cgroups: "0" to each `tasks` fd, which the
+// parent opened (CgroupManager::entry_fds), then closes them. A thread moving itself spares the kernel's
+// thread-group lock and the RCU grace period a move by pid waits for. Shared by init and exec.
+[[nodiscard]] Result<void> enter_v1_cgroups(const std::vector<int>& tasks_fds);
+
 // A new session; with process.terminal also a new pty: its master goes to the parent (a pty_master message on
 // `sync_fd`), its slave becomes the controlling terminal and stdio. Shared by init and exec.
 [[nodiscard]] Result<void> enter_session(const spec::Process& proc, int sync_fd);
