@@ -8,12 +8,9 @@
 #include <string>
 #include <vector>
 
-namespace berth::cri {
+#include "cri/config.hpp"
 
-// What berthd was started with; fixed for the daemon's lifetime.
-struct DaemonConfig {
-    std::string socket_path;
-};
+namespace berth::cri {
 
 // The two conditions kubelet requires of a runtime (RuntimeReady, NetworkReady), as berth sees them now.
 struct RuntimeCondition {

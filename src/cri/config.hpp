@@ -1,0 +1,51 @@
+// berthd's configuration: /etc/berth/berth.toml (every key optional, with the defaults below), then flags on top.
+// docs/configuration.md documents every key.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "image/registry_config.hpp"
+
+namespace berth::cri {
+
+// One RuntimeClass handler: how containers of pods with this runtime_handler are run.
+struct RuntimeHandler {
+    std::string name;
+    // An external OCI runtime binary (runc, crun, runsc), run by the monitor as conmon runs one. Empty: libberth
+    // inside the monitor.
+    std::string path;
+    // The runtime's --root (state dir); empty: <state_dir>/runtimes/<name>.
+    std::string root;
+    // Pods of this handler get no host-side network namespace work beyond CNI (e.g. gVisor); reserved.
+    bool sandboxed = false;
+};
+
+// How to treat knobs the host cannot honour (no CAP_SYS_RESOURCE for a negative oom_score_adj, no hugetlb).
+enum class OomClamp { automatic, always, never };
+
+struct DaemonConfig {
+    std::string socket_path = "/run/berth/berth.sock";
+    std::string root_dir = "/var/lib/berth";   // images (blobs, snapshots, metadata.db), container records
+    std::string state_dir = "/run/berth";      // runtime state: monitors, container bundles, pinned namespaces
+    std::string log_level = "info";            // error, warn, info, debug
+    std::string monitor_path;                  // berth-monitor; empty: beside the berthd binary
+    std::string default_handler = "berth";     // the handler of pods that name none ("" runtime_handler)
+    std::map<std::string, RuntimeHandler> handlers;  // always holds "berth" (libberth)
+    std::string cgroup_driver = "cgroupfs";    // what RuntimeConfig reports; "systemd" is not supported yet
+    std::string cgroup_parent = "/berth";      // parent of pod cgroups when kubelet names none
+    OomClamp oom_clamp = OomClamp::automatic;  // automatic: clamp when the daemon itself cannot lower its score
+    image::RegistryConfig registries;
+    std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+    std::string cni_conf_dir = "/etc/cni/net.d";
+    std::string streaming_address = "127.0.0.1:0";  // host:port of the exec/attach/port-forward server
+    std::string pod_infra_command;             // reserved for pods sharing their PID namespace
+};
+
+// Reads the TOML file at `path` over the defaults. A missing file is the defaults when `must_exist` is false.
+// Errors name the file, the key and what is wrong (`berth.toml: runtimes.crun.path: not an absolute path`).
+[[nodiscard]] Result<DaemonConfig> load_config(const std::string& path, bool must_exist);
+
+}  // namespace berth::cri
