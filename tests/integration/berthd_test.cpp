@@ -39,7 +39,9 @@ protected:
 
     void start_daemon() {
         daemon_ = std::make_unique<BerthdProcess>();
-        ASSERT_TRUE(daemon_->start(socket_)) << "berthd did not start (exit " << daemon_->exit_code() << "):\n"
+        // A private root and state dir: berthd opens its records there and reconciles them at start.
+        ASSERT_TRUE(daemon_->start(socket_, {"--root", dir_->path() + "/root", "--state-dir", dir_->path() + "/state"}))
+            << "berthd did not start (exit " << daemon_->exit_code() << "):\n"
                                              << daemon_->output();
     }
 
@@ -133,21 +135,21 @@ TEST_F(BerthdTest, UnimplementedRpcsSayWhichRpc) {
     auto stub = runtime();
     {
         grpc::ClientContext ctx;
-        v1::RunPodSandboxRequest req;
-        v1::RunPodSandboxResponse resp;
-        grpc::Status st = stub->RunPodSandbox(&ctx, req, &resp);
+        v1::AttachRequest req;
+        v1::AttachResponse resp;
+        grpc::Status st = stub->Attach(&ctx, req, &resp);
         EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-        EXPECT_EQ(st.error_message(), "berthd: RunPodSandbox is not implemented yet");
+        EXPECT_EQ(st.error_message(), "berthd: Attach is not implemented yet");
     }
     {
         grpc::ClientContext ctx;
-        v1::StreamContainersRequest req;
-        auto reader = stub->StreamContainers(&ctx, req);
-        v1::StreamContainersResponse resp;
+        v1::StreamPodSandboxMetricsRequest req;
+        auto reader = stub->StreamPodSandboxMetrics(&ctx, req);
+        v1::StreamPodSandboxMetricsResponse resp;
         EXPECT_FALSE(reader->Read(&resp));
         grpc::Status st = reader->Finish();
         EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-        EXPECT_EQ(st.error_message(), "berthd: StreamContainers is not implemented yet");
+        EXPECT_EQ(st.error_message(), "berthd: StreamPodSandboxMetrics is not implemented yet");
     }
     {
         grpc::ClientContext ctx;
