@@ -228,7 +228,15 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
         BERTH_ASSIGN(pid_t starter, spawn_process(so));
         sync_w.reset();
         BERTH_ASSIGN(int starter_exit, wait_process(starter));
-        BERTH_ASSIGN(std::string report, read_fd(sync_r.get()));
+        // One line, not to EOF: the container's init holds a copy of the pipe until it execs (at start).
+        std::string report;
+        char ch;
+        for (;;) {
+            ssize_t n = ::read(sync_r.get(), &ch, 1);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0 || ch == '\n') break;
+            report.push_back(ch);
+        }
         auto j = nlohmann::json::parse(report, nullptr, false);
         if (!j.is_object()) {
             return fail("berth-monitor of container {} reported nothing (exit {}); see {}/monitor.log", c.id,
@@ -264,7 +272,7 @@ void ContainerManager::undo_create(const store::ContainerRecord& c) {
     const std::string rootfs = ctx_.rootfs_dir(c.id);
     if (auto r = image::unmount_overlay(rootfs); !r && r.error().code() != EINVAL && r.error().code() != ENOENT)
         log::warn("undo container {}: {}", c.id, r.error().message());
-    for (const auto& d : {ctx_.container_root_dir(c.id), ctx_.container_state_dir(c.id)})
+    for (const auto& d : {ctx_.container_root_dir(c.id), ctx_.container_state_dir(c.id), ctx_.monitor_dir(c.id)})
         if (auto r = remove_all(d); !r) log::warn("undo container {}: {}", c.id, r.error().message());
     {
         std::lock_guard lock(ctx_.images_mu);
@@ -298,12 +306,13 @@ Result<void> ContainerManager::start(const std::string& id) {
                                               : std::unexpected(c.error());
     if (c->state != store::ContainerState::created)
         return cri_error(EBUSY, "container {} is {}, not created", id, store::to_string(c->state));
+    const int64_t started = now_ns();
     if (auto r = ctl(*c, "start"); !r) {
         apply_exit(*c);
         return std::unexpected(std::move(r).error().wrap(fmt::format("start container {}", id)));
     }
     c->state = store::ContainerState::running;
-    c->started_at = now_ns();
+    c->started_at = started;
     BERTH_TRY(ctx_.records->put_container(*c, false));
     publish(*c, v1::CONTAINER_STARTED_EVENT);
     // A container that exits at once may have written its record before the state above was stored.
@@ -346,7 +355,8 @@ bool ContainerManager::apply_exit(store::ContainerRecord& c) {
         c.exit_code = rec->exit_code;
         c.finished_at = parse_rfc3339_ns(rec->finished_at);
         if (c.finished_at == 0) c.finished_at = now_ns();
-        if (c.started_at == 0 && !rec->started_at.empty()) c.started_at = parse_rfc3339_ns(rec->started_at);
+        // The monitor's start time is the real one (berthd's is taken around the ctl call).
+        if (int64_t t = parse_rfc3339_ns(rec->started_at); t > 0) c.started_at = t;
         c.reason = rec->oom_killed ? "OOMKilled" : rec->exit_code == 0 ? "Completed" : "Error";
         c.message = rec->signal ? fmt::format("killed by signal {}", rec->signal) : "";
     } else if (c.monitor_pid > 0 && !sys::process_alive(c.monitor_pid, c.monitor_start)) {
@@ -419,6 +429,7 @@ Result<void> ContainerManager::remove_locked(store::ContainerRecord& c) {
         return std::unexpected(std::move(r).error().wrap(fmt::format("remove container {}", c.id)));
     BERTH_TRY(remove_all(ctx_.container_root_dir(c.id)));
     BERTH_TRY(remove_all(ctx_.container_state_dir(c.id)));
+    BERTH_TRY(remove_all(ctx_.monitor_dir(c.id)));
     {
         std::lock_guard lock(ctx_.images_mu);
         BERTH_TRY(ctx_.images->release(c.id));

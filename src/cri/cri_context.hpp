@@ -3,7 +3,9 @@
 //
 // On-disk layout (ids are 64 hex digits):
 //   <state_dir>/pods/<pod>/            ns/{net,ipc,uts} pins, shm/ (tmpfs), hostname, hosts, resolv.conf
-//   <state_dir>/containers/<ctr>/      bundle/config.json, monitor/ (berth-monitor's dir: exit, ctl, ...)
+//   <state_dir>/containers/<ctr>/      bundle/config.json, console.log (when kubelet names no log)
+//   <state_dir>/m/<ctr>/               berth-monitor's dir (exit, ctl, console.sock): short, since unix socket
+//                                      paths are limited to 107 bytes
 //   <state_dir>/runtimes/<handler>/    the --root of the handler's runtime
 //   <root_dir>/containers/<ctr>/       rootfs (overlay mount point), upper, work, l/ (lowerdir links)
 //   <root_dir>/cri.db                  the records (store/cri_records.hpp)
@@ -63,7 +65,7 @@ struct CriContext {
     std::string container_state_dir(const std::string& id) const {
         return path_join(config.state_dir, "containers/" + id);
     }
-    std::string monitor_dir(const std::string& id) const { return path_join(container_state_dir(id), "monitor"); }
+    std::string monitor_dir(const std::string& id) const { return path_join(config.state_dir, "m/" + id); }
     std::string bundle_dir(const std::string& id) const { return path_join(container_state_dir(id), "bundle"); }
     std::string container_root_dir(const std::string& id) const {
         return path_join(config.root_dir, "containers/" + id);

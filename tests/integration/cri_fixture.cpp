@@ -29,7 +29,7 @@ void CriTest::SetUp() {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     root_ = dir_ + "/root";
-    state_ = dir_ + "/state";
+    state_ = dir_ + "/s";  // short: monitor sockets live under it
     socket_ = dir_ + "/berth.sock";
     cgroup_parent_ = "/cricore-test/" + std::to_string(::getpid());
     auto images = store::Images::open(root_);
@@ -49,7 +49,7 @@ void CriTest::TearDown() {
     daemon_.reset();
     // Whatever the daemon left: monitors of containers (their processes), mounts under the temp dir, cgroups.
     run_command({"/bin/sh", "-c",
-                 "for p in $(pgrep -f 'berth-monitor --id .* --dir " + state_ +
+                 "for p in $(pgrep -f '[b]erth-monitor --id .* --dir " + state_ +
                      "'); do kill -9 $p; done; grep -o ' " + dir_ +
                      "[^ ]*' /proc/self/mountinfo | sort -r | while read m; do umount -l $m; done; "
                      "find /sys/fs/cgroup/*" + cgroup_parent_ +
