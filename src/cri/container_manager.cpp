@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "cgroups/cgroups.hpp"
@@ -121,6 +123,25 @@ nlohmann::json oci_resources(const v1::LinuxContainerResources& r) {
     return j;
 }
 
+// The ociVersion to write for an external runtime: the newest it declares (`<runtime> features`,
+// ociVersionMax), else 1.0.2: a runtime without the features command predates runtime-spec 1.1, and some (crun
+// 1.8) refuse a config of a version they do not know. Fields newer than the version are ignored by such runtimes
+// as unknown fields. Asked once per binary.
+std::string oci_version_of(const std::string& runtime) {
+    static std::mutex mu;
+    static std::map<std::string, std::string> known;
+    std::lock_guard lock(mu);
+    if (auto it = known.find(runtime); it != known.end()) return it->second;
+    std::string version = "1.0.2";
+    if (auto r = run_captured({runtime, "features"}, "", 5000, 1 << 20); r && r->exit_code == 0) {
+        auto j = nlohmann::json::parse(r->out, nullptr, false);
+        if (j.is_object() && j.contains("ociVersionMax") && j["ociVersionMax"].is_string())
+            version = j["ociVersionMax"].get<std::string>();
+    }
+    known[runtime] = version;
+    return version;
+}
+
 }  // namespace
 
 ContainerManager::ContainerManager(CriContext& ctx, PodManager& pods) : ctx_(ctx), pods_(pods) {
@@ -200,6 +221,7 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
         BERTH_ASSIGN(nlohmann::json spec,
                      build_container_spec(c.id, cfg, pod_cfg, pod_ctx, ic, detect_host(ctx_.config)));
         spec["root"]["path"] = rootfs;
+        if (!handler.path.empty()) spec["ociVersion"] = oci_version_of(handler.path);
         const std::string bundle = ctx_.bundle_dir(c.id);
         BERTH_TRY(mkdir_all(bundle, 0700));
         BERTH_TRY(write_file(path_join(bundle, "config.json"), spec.dump()));
