@@ -3,6 +3,7 @@
 #include "cri_fixture.hpp"
 // (cri_fixture.hpp includes the CRI headers first.)
 #include <signal.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "store/cri_records.hpp"
 #include "store/images.hpp"
 
 namespace berth::test {
@@ -373,6 +375,43 @@ TEST_F(CriContainerTest, KillNineAndRestartKeepsRunningContainersAndReadsExitsOf
     ASSERT_EQ(::kill(runner_pid, SIGKILL), 0);
     EXPECT_EQ(wait_exited(runner).exit_code(), 137);
     ASSERT_TRUE(remove_pod(pod_).ok());
+}
+
+TEST_F(CriContainerTest, RestartUndoesAContainerLeftHalfMade) {
+    ASSERT_EQ(daemon_->kill_hard(), 128 + SIGKILL);
+    // What a crash in the middle of CreateContainer leaves: a "creating" record, an image hold, a mounted rootfs.
+    const std::string half = std::string(64, 'd');
+    {
+        auto db = store::CriRecords::open(root_);
+        ASSERT_TRUE(db) << db.error().message();
+        store::ContainerRecord c;
+        c.id = half;
+        c.pod_id = pod_;
+        c.name = "half";
+        ASSERT_TRUE((*db)->put_container(c, true));
+        auto images = store::Images::open(root_);
+        ASSERT_TRUE(images);
+        ASSERT_TRUE(images->hold(half, kBusybox));
+    }
+    const std::string rootfs = root_ + "/containers/" + half + "/rootfs";
+    std::filesystem::create_directories(rootfs);
+    ASSERT_EQ(::mount("half", rootfs.c_str(), "tmpfs", 0, "size=1m"), 0);
+    start_daemon(extra_);
+    EXPECT_FALSE(mounted(rootfs));
+    EXPECT_FALSE(std::filesystem::exists(root_ + "/containers/" + half));
+    grpc::Status st;
+    container_status(half, &st);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+    // Its hold is gone: with the image removed, its layers are collected.
+    auto images = store::Images::open(root_);
+    ASSERT_TRUE(images);
+    auto removed = images->remove(kBusybox);
+    ASSERT_TRUE(removed) << removed.error().message();
+    EXPECT_EQ(removed->snapshots_removed.size(), 2u);
+    // The name is free again.
+    std::string id;
+    EXPECT_EQ(create_container(pod_, container_config("half", "true"), pod_cfg_, &id).error_code(),
+              grpc::StatusCode::NOT_FOUND);  // (the image is gone now: NotFound, not AlreadyExists)
 }
 
 }  // namespace

@@ -50,7 +50,9 @@ void CriTest::TearDown() {
     // Whatever the daemon left: monitors of containers (their processes), mounts under the temp dir, cgroups.
     run_command({"/bin/sh", "-c",
                  "for p in $(pgrep -f '[b]erth-monitor --id .* --dir " + state_ +
-                     "'); do kill -9 $p; done; grep -o ' " + dir_ +
+                     "'); do kill -9 $p; done; for p in $(cat $(find /sys/fs/cgroup/pids" + cgroup_parent_ +
+                     " -name cgroup.procs 2>/dev/null) 2>/dev/null); do kill -9 $p; done; sleep 0.2; grep -o ' " +
+                     dir_ +
                      "[^ ]*' /proc/self/mountinfo | sort -r | while read m; do umount -l $m; done; "
                      "find /sys/fs/cgroup/*" + cgroup_parent_ +
                      " -depth -type d -exec rmdir {} + 2>/dev/null; rm -rf " + dir_});
