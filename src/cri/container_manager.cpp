@@ -95,13 +95,6 @@ std::string dirname_of(const std::string& p) {
     return slash == std::string::npos ? "." : p.substr(0, slash == 0 ? 1 : slash);
 }
 
-std::string self_dir() {
-    char buf[4096];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0) return "/usr/bin";
-    return dirname_of(std::string(buf, static_cast<size_t>(n)));
-}
-
 // The OCI LinuxResources of CRI resources (only what is set).
 nlohmann::json oci_resources(const v1::LinuxContainerResources& r) {
     nlohmann::json j = nlohmann::json::object();
@@ -150,9 +143,7 @@ ContainerManager::ContainerManager(CriContext& ctx, PodManager& pods) : ctx_(ctx
 
 Result<void> ContainerManager::start_watcher() { return watcher_->start(); }
 
-std::string ContainerManager::monitor_binary() const {
-    return ctx_.config.monitor_path.empty() ? path_join(self_dir(), "berth-monitor") : ctx_.config.monitor_path;
-}
+std::string ContainerManager::monitor_binary() const { return ctx_.monitor_binary(); }
 
 std::string ContainerManager::runtime_binary(const RuntimeHandler& h) const {
     return h.path.empty() ? path_join(dirname_of(monitor_binary()), "berth") : h.path;

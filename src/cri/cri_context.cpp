@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 namespace berth::cri {
 
@@ -25,6 +26,14 @@ int64_t now_ns() {
     struct timespec ts {};
     ::clock_gettime(CLOCK_REALTIME, &ts);
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::string CriContext::monitor_binary() const {
+    if (!config.monitor_path.empty()) return config.monitor_path;
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    std::string self = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "/usr/bin/berthd";
+    return path_join(self.substr(0, self.rfind('/')), "berth-monitor");
 }
 
 Result<RuntimeHandler> CriContext::handler(const std::string& name) const {

@@ -72,6 +72,9 @@ struct CriContext {
     }
     std::string rootfs_dir(const std::string& id) const { return path_join(container_root_dir(id), "rootfs"); }
 
+    // berth-monitor: the configured path, else beside the berthd binary.
+    std::string monitor_binary() const;
+
     // The handler named `name` ("" is the default handler), with its root filled in. EINVAL naming
     // runtime_handler when no such handler is configured.
     [[nodiscard]] Result<RuntimeHandler> handler(const std::string& name) const;

@@ -9,6 +9,7 @@
 #include "common/log.hpp"
 #include "cri/container_manager.hpp"
 #include "cri/pod_namespaces.hpp"
+#include "linux/namespaces.hpp"
 
 namespace berth::cri {
 namespace {
@@ -78,10 +79,6 @@ Result<std::string> PodManager::run(const v1::RunPodSandboxRequest& req) {
     const v1::PodSandboxConfig& c = req.config();
     if (!c.has_metadata() || c.metadata().name().empty()) return cri_error(EINVAL, "config.metadata.name: empty");
     const auto& nso = c.linux().security_context().namespace_options();
-    if (nso.pid() == v1::POD)
-        return cri_error(EOPNOTSUPP,
-                         "config.linux.security_context.namespace_options.pid: POD (one PID namespace shared by the "
-                         "pod's containers) is not supported by berthd yet; use CONTAINER or NODE");
     if (nso.pid() == v1::TARGET || nso.network() == v1::TARGET || nso.ipc() == v1::TARGET)
         return cri_error(EINVAL, "config.linux.security_context.namespace_options: TARGET is for containers only");
     if (nso.network() == v1::CONTAINER || nso.ipc() == v1::CONTAINER)
@@ -136,6 +133,11 @@ Result<std::string> PodManager::run(const v1::RunPodSandboxRequest& req) {
                        .uts = !p.host_network,
                        .hostname = hostname};
         BERTH_TRY(pin_namespaces(pin));
+        if (nso.pid() == v1::POD) {
+            BERTH_ASSIGN(InfraProcess infra, start_pid_infra(ctx_.monitor_binary()));
+            p.infra_pid = infra.pid;
+            p.infra_start = infra.start_time;
+        }
         p.state = store::PodState::ready;
         return ctx_.records->put_pod(p, false);
     };
@@ -149,6 +151,7 @@ Result<std::string> PodManager::run(const v1::RunPodSandboxRequest& req) {
 
 Result<void> PodManager::release_resources(const store::PodRecord& p) {
     const std::string dir = ctx_.pod_dir(p.id);
+    BERTH_TRY(stop_pid_infra({p.infra_pid, p.infra_start}));
     BERTH_TRY(unmount_and_remove(path_join(dir, "shm")));
     BERTH_TRY(unpin_namespaces(path_join(dir, "ns")));
     return {};
@@ -221,6 +224,7 @@ Result<void> PodManager::status(const std::string& id, bool verbose, v1::PodSand
             {"ipcns", p->host_ipc ? "" : path_join(dir, "ns/ipc")},
             {"utsns", p->host_network ? "" : path_join(dir, "ns/uts")},
             {"shm", p->host_ipc ? "" : path_join(dir, "shm")},
+            {"pidnsHolder", p->infra_pid},
             {"resolvConf", path_join(dir, "resolv.conf")},
             {"hosts", path_join(dir, "hosts")},
             {"hostname", path_join(dir, "hostname")},
@@ -268,6 +272,12 @@ Result<PodContext> PodManager::context_of(const store::PodRecord& p) const {
     pc.hosts_path = path_join(dir, "hosts");
     pc.hostname_path = path_join(dir, "hostname");
     if (!p.host_ipc) pc.shm_path = path_join(dir, "shm");
+    if (p.infra_pid > 0) {
+        if (!sys::process_alive(p.infra_pid, p.infra_start))
+            return cri_error(EBUSY, "pod sandbox {}: the holder of its shared PID namespace (pid {}) is gone", p.id,
+                             p.infra_pid);
+        pc.pidns_path = fmt::format("/proc/{}/ns/pid", p.infra_pid);
+    }
     return pc;
 }
 
@@ -277,7 +287,15 @@ void PodManager::recover() {
         log::error("recover pods: {}", pods.error().message());
         return;
     }
-    for (const auto& p : *pods) {
+    for (auto p : *pods) {
+        if (p.state == store::PodState::ready && !p.host_network &&
+            !path_exists(path_join(ctx_.pod_dir(p.id), "ns/net"))) {
+            // Its pinned namespaces are gone (the state dir is a tmpfs and the host rebooted): not usable.
+            log::warn("pod sandbox {} lost its pinned namespaces: marked not ready", p.id);
+            p.state = store::PodState::notready;
+            if (auto r = ctx_.records->put_pod(p, false); !r) log::error("{}", r.error().message());
+            continue;
+        }
         if (p.state != store::PodState::creating) continue;
         log::info("pod sandbox {} ({}/{}) was being created when berthd stopped: undoing it", p.id, p.namespace_,
                   p.name);

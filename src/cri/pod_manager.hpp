@@ -5,7 +5,7 @@
 // IPC), a /dev/shm tmpfs of 64 MiB (none with hostIPC: containers then use the host's), and the files containers
 // bind-mount: hostname, hosts, resolv.conf. The pod's cgroup is kubelet's cgroup_parent, or the daemon's default
 // parent + "/" + id, which berthd removes with the pod. No CNI yet: no pod IP. A PID namespace shared by the pod
-// (namespace_options.pid POD) is refused as not supported.
+// (namespace_options.pid POD) is held by `berth-monitor --pause` (pod_namespaces.hpp), killed at Stop.
 //
 // Run records the pod as "creating" before making anything, "ready" when done; a failure undoes what was made
 // and drops the record; a crash leaves "creating", which recover() undoes. A second Run with the same metadata is

@@ -1,6 +1,7 @@
 #include "cri/pod_namespaces.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -14,6 +15,8 @@
 
 #include "common/fs.hpp"
 #include "common/unique_fd.hpp"
+#include "linux/namespaces.hpp"
+#include "linux/pidfd.hpp"
 
 namespace berth::cri {
 namespace {
@@ -112,6 +115,71 @@ Result<void> unpin_namespaces(const std::string& dir) {
         if (::unlink(path.c_str()) < 0 && errno != ENOENT) return fail_sys("remove namespace pin {}", path);
     }
     if (::rmdir(dir.c_str()) < 0 && errno != ENOENT) return fail_sys("remove {}", dir);
+    return {};
+}
+
+Result<InfraProcess> start_pid_infra(const std::string& pause_binary) {
+    std::string bin = pause_binary;
+    std::string arg0 = "berth-monitor", arg1 = "--pause";
+    char* argv[] = {arg0.data(), arg1.data(), nullptr};
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) < 0) return fail_sys("pipe");
+    UniqueFd rd(p[0]), wr(p[1]);
+    UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!null) return fail_sys("open /dev/null");
+    pid_t mid = ::fork();
+    if (mid < 0) return fail_sys("fork the pod's PID namespace holder");
+    if (mid == 0) {
+        // Only system calls from here: the parent has other threads.
+        if (::unshare(CLONE_NEWPID) < 0) {
+            int e = -errno;
+            (void)!::write(wr.get(), &e, sizeof e);
+            ::_exit(1);
+        }
+        pid_t infra = ::fork();
+        if (infra == 0) {
+            ::setsid();
+            ::signal(SIGCHLD, SIG_IGN);  // kept across exec: orphans of the pod are reaped by the kernel
+            ::signal(SIGPIPE, SIG_DFL);
+            sigset_t none;
+            sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            for (int i = 0; i < 3; ++i) ::dup2(null.get(), i);
+            ::chdir("/");
+            ::execv(bin.c_str(), argv);
+            int e = errno;
+            (void)!::write(wr.get(), &e, sizeof e);
+            ::_exit(127);
+        }
+        int v = infra > 0 ? infra : -errno;
+        (void)!::write(wr.get(), &v, sizeof v);
+        ::_exit(0);
+    }
+    wr.reset();
+    int st = 0;
+    while (::waitpid(mid, &st, 0) < 0 && errno == EINTR) {
+    }
+    int first = 0, second = 0;
+    if (::read(rd.get(), &first, sizeof first) != static_cast<ssize_t>(sizeof first))
+        return fail("start the pod's PID namespace holder: no report");
+    if (first <= 0) return fail_errno(-first, "start the pod's PID namespace holder: unshare or fork");
+    // EOF: the exec closed the pipe; an int: exec failed with that errno.
+    ssize_t n;
+    while ((n = ::read(rd.get(), &second, sizeof second)) < 0 && errno == EINTR) {
+    }
+    if (n == static_cast<ssize_t>(sizeof second)) return fail_errno(second, "exec {} --pause", bin);
+    InfraProcess out{first, sys::process_start_time(first)};
+    if (out.start_time == 0) return fail("the pod's PID namespace holder {} died at once", first);
+    return out;
+}
+
+Result<void> stop_pid_infra(const InfraProcess& p) {
+    if (p.pid <= 0 || !sys::process_alive(p.pid, p.start_time)) return {};
+    UniqueFd fd(sys::pidfd_open(p.pid));
+    if (!fd) return errno == ESRCH ? Result<void>() : fail_sys("pidfd_open {}", p.pid);
+    if (!sys::process_alive(p.pid, p.start_time)) return {};
+    if (sys::pidfd_send_signal(fd.get(), SIGKILL) < 0 && errno != ESRCH)
+        return fail_sys("kill the pod's PID namespace holder {}", p.pid);
     return {};
 }
 

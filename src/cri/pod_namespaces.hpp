@@ -4,6 +4,9 @@
 // process in them; containers join them by path. Also the pod's /dev/shm (a tmpfs) and its files.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <string>
 
 #include "common/error.hpp"
@@ -20,6 +23,18 @@ struct PinRequest {
 [[nodiscard]] Result<void> pin_namespaces(const PinRequest& r);
 // Unmounts and removes every pin under `dir`, and `dir`. Missing pins or dir: success.
 [[nodiscard]] Result<void> unpin_namespaces(const std::string& dir);
+
+// The holder of a pod's shared PID namespace (namespace_options.pid POD): `berth-monitor --pause` (`pause_binary`)
+// started as PID 1 of a new PID namespace, detached (new session, reparented away from berthd) so it outlives
+// berthd. It ignores SIGCHLD, so the orphans of the pod it inherits are reaped by the kernel. Containers join
+// /proc/<pid>/ns/pid. SIGKILL to it ends every process of the namespace.
+struct InfraProcess {
+    pid_t pid = 0;
+    uint64_t start_time = 0;  // against pid reuse
+};
+[[nodiscard]] Result<InfraProcess> start_pid_infra(const std::string& pause_binary);
+// SIGKILL to the infra process if it is still the one started (pid + start time). Gone: success.
+[[nodiscard]] Result<void> stop_pid_infra(const InfraProcess& p);
 
 // A tmpfs of `size_bytes` (mode 1777, nosuid, nodev, noexec) at `path`, made when missing.
 [[nodiscard]] Result<void> mount_shm(const std::string& path, unsigned long long size_bytes);

@@ -377,6 +377,38 @@ TEST_F(CriContainerTest, KillNineAndRestartKeepsRunningContainersAndReadsExitsOf
     ASSERT_TRUE(remove_pod(pod_).ok());
 }
 
+TEST_F(CriContainerTest, SharedPidNamespaceOfThePod) {
+    auto pc = pod_config("sharedpid");
+    pc.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(v1::POD);
+    std::string pod = run_pod(pc);
+    ASSERT_FALSE(pod.empty());
+    grpc::ClientContext ctx;
+    v1::PodSandboxStatusRequest req;
+    req.set_pod_sandbox_id(pod);
+    req.set_verbose(true);
+    v1::PodSandboxStatusResponse resp;
+    ASSERT_TRUE(runtime()->PodSandboxStatus(&ctx, req, &resp).ok());
+    int holder = nlohmann::json::parse(resp.info().at("info")).value("pidnsHolder", 0);
+    ASSERT_GT(holder, 0);
+    std::string a = create_and_start(pod, container_config("a", "sleep 1000"), pc);
+    std::string b = create_and_start(pod, container_config("b", "sleep 2000"), pc);
+    v1::ExecSyncResponse ps;
+    ASSERT_TRUE(exec_sync(b, {"/bin/ps", "-o", "pid,args"}, 10, &ps).ok());
+    // Both containers and the holder (PID 1) are in one PID namespace.
+    EXPECT_NE(ps.stdout().find("sleep 1000"), std::string::npos) << ps.stdout();
+    EXPECT_NE(ps.stdout().find("sleep 2000"), std::string::npos) << ps.stdout();
+    EXPECT_NE(ps.stdout().find("    1 berth-monitor --pause"), std::string::npos) << ps.stdout();
+    ASSERT_TRUE(stop_pod(pod).ok());
+    EXPECT_EQ(container_status(a).state(), v1::CONTAINER_EXITED);
+    auto gone = [&] {
+        std::string stat = read_text("/proc/" + std::to_string(holder) + "/stat");
+        return stat.empty() || stat.find(") Z") != std::string::npos;
+    };
+    for (int i = 0; i < 100 && !gone(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_TRUE(gone()) << "the PID namespace holder outlived its pod";
+    ASSERT_TRUE(remove_pod(pod).ok());
+}
+
 TEST_F(CriContainerTest, RestartUndoesAContainerLeftHalfMade) {
     ASSERT_EQ(daemon_->kill_hard(), 128 + SIGKILL);
     // What a crash in the middle of CreateContainer leaves: a "creating" record, an image hold, a mounted rootfs.

@@ -128,11 +128,11 @@ TEST_F(CriPodTest, BadRequestsNameTheField) {
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_NE(st.error_message().find("runtime_handler"), std::string::npos) << st.error_message();
 
-    auto shared_pid = pod_config("sharedpid");
-    shared_pid.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(v1::POD);
-    st = run_pod_status(shared_pid, nullptr);
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_NE(st.error_message().find("namespace_options.pid"), std::string::npos) << st.error_message();
+    auto target = pod_config("target");
+    target.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(v1::TARGET);
+    st = run_pod_status(target, nullptr);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("namespace_options"), std::string::npos) << st.error_message();
 
     // Nothing of the refused pods is left.
     grpc::ClientContext ctx;

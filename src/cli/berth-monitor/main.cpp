@@ -1,4 +1,7 @@
 // berth-monitor: the per-container monitor berthd starts (src/monitor). Argument parsing only.
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,7 +25,8 @@ void usage() {
                  "  --sync-fd    fd (> 2) to report {\"pid\",\"container_pid\"} or {\"error\"} on, one JSON line\n"
                  "  --start      start the container once created (else: \"start\" on the ctl socket)\n"
                  "  --stdin      give the container a stdin pipe kept open (else /dev/null)\n"
-                 "  --terminal   process.terminal is true: take the pty master (console socket), log it as stdout\n");
+                 "  --terminal   process.terminal is true: take the pty master (console socket), log it as stdout\n"
+                 "berth-monitor --pause: hold a pod's shared PID namespace as its PID 1 (started by berthd)\n");
 }
 
 std::string absolute(const std::string& p) {
@@ -32,6 +36,12 @@ std::string absolute(const std::string& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 2 && std::strcmp(argv[1], "--pause") == 0) {
+        // The holder of a pod's shared PID namespace (berthd starts it as the namespace's PID 1): nothing to do but
+        // exist; SIGCHLD ignored so the kernel reaps the orphans it inherits.
+        std::signal(SIGCHLD, SIG_IGN);
+        for (;;) ::pause();
+    }
     berth::monitor::MonitorOptions o;
     o.root = "/run/berth";
     for (int i = 1; i < argc; ++i) {
