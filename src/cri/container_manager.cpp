@@ -83,10 +83,14 @@ HostContext detect_host(const DaemonConfig& config) {
 
 v1::ContainerState cri_state(store::ContainerState s) {
     switch (s) {
-    case store::ContainerState::created: return v1::CONTAINER_CREATED;
-    case store::ContainerState::running: return v1::CONTAINER_RUNNING;
-    case store::ContainerState::exited: return v1::CONTAINER_EXITED;
-    default: return v1::CONTAINER_UNKNOWN;
+        case store::ContainerState::created:
+            return v1::CONTAINER_CREATED;
+        case store::ContainerState::running:
+            return v1::CONTAINER_RUNNING;
+        case store::ContainerState::exited:
+            return v1::CONTAINER_EXITED;
+        default:
+            return v1::CONTAINER_UNKNOWN;
     }
 }
 
@@ -141,9 +145,13 @@ ContainerManager::ContainerManager(CriContext& ctx, PodManager& pods) : ctx_(ctx
     watcher_ = std::make_unique<ExitWatcher>([this](const std::string& id) { on_exit(id); });
 }
 
-Result<void> ContainerManager::start_watcher() { return watcher_->start(); }
+Result<void> ContainerManager::start_watcher() {
+    return watcher_->start();
+}
 
-std::string ContainerManager::monitor_binary() const { return ctx_.monitor_binary(); }
+std::string ContainerManager::monitor_binary() const {
+    return ctx_.monitor_binary();
+}
 
 std::string ContainerManager::runtime_binary(const RuntimeHandler& h) const {
     return h.path.empty() ? path_join(dirname_of(monitor_binary()), "berth") : h.path;
@@ -158,8 +166,9 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
 
     auto pod_guard = ctx_.locks.lock(req.pod_sandbox_id());
     auto pod = ctx_.records->pod(req.pod_sandbox_id());
-    if (!pod) return pod.error().code() == ENOENT ? cri_error(ENOENT, "pod sandbox {} not found", req.pod_sandbox_id())
-                                                  : std::unexpected(pod.error());
+    if (!pod)
+        return pod.error().code() == ENOENT ? cri_error(ENOENT, "pod sandbox {} not found", req.pod_sandbox_id())
+                                            : std::unexpected(pod.error());
     BERTH_ASSIGN(PodContext pod_ctx, pods_.context_of(*pod));
     BERTH_ASSIGN(RuntimeHandler handler, ctx_.handler(pod->runtime_handler));
     v1::PodSandboxConfig pod_cfg;
@@ -180,8 +189,8 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
     std::string holder;
     if (auto r = ctx_.records->put_container(c, true, &holder); !r) {
         if (r.error().code() != EEXIST) return std::unexpected(std::move(r).error());
-        return cri_error(EEXIST, "container {} (attempt {}) already exists in pod sandbox {}: id {}", c.name,
-                         c.attempt, c.pod_id, holder);
+        return cri_error(EEXIST, "container {} (attempt {}) already exists in pod sandbox {}: id {}", c.name, c.attempt,
+                         c.pod_id, holder);
     }
     auto guard = ctx_.locks.lock(c.id);
 
@@ -196,7 +205,8 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
                 return std::unexpected(std::move(held).error());
             }
             image = std::move(*held);
-            if (image.chain_ids.empty()) return cri_error(EINVAL, "config.image.image: image {} has no layers", c.image_ref);
+            if (image.chain_ids.empty())
+                return cri_error(EINVAL, "config.image.image: image {} has no layers", c.image_ref);
             BERTH_ASSIGN(lowerdirs, ctx_.images->snapshots().lowerdirs(image.chain_ids.back()));
         }
         c.image_id = image.id.string();
@@ -231,9 +241,9 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
         int p[2];
         if (::pipe2(p, O_CLOEXEC) < 0) return fail_sys("pipe");
         UniqueFd sync_r(p[0]), sync_w(p[1]);
-        std::vector<std::string> argv = {monitor_binary(), "--id",    c.id,     "--bundle", bundle,
-                                         "--dir",          ctx_.monitor_dir(c.id), "--log-path", log_path,
-                                         "--root",         handler.root, "--sync-fd", "3"};
+        std::vector<std::string> argv = {
+            monitor_binary(), "--id",   c.id,     "--bundle",   bundle,      "--dir", ctx_.monitor_dir(c.id),
+            "--log-path",     log_path, "--root", handler.root, "--sync-fd", "3"};
         if (!handler.path.empty()) argv.insert(argv.end(), {"--runtime", handler.path});
         if (cfg.tty()) argv.push_back("--terminal");
         if (cfg.stdin()) argv.push_back("--stdin");
@@ -267,8 +277,8 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
     };
     if (auto r = make(); !r) {
         undo_create(c);
-        return std::unexpected(std::move(r).error().wrap(fmt::format("create container {} in pod sandbox {}", c.name,
-                                                                     c.pod_id)));
+        return std::unexpected(
+            std::move(r).error().wrap(fmt::format("create container {} in pod sandbox {}", c.name, c.pod_id)));
     }
     // An exit between the monitor's report and the watch.
     apply_exit(c);
@@ -291,7 +301,8 @@ void ContainerManager::undo_create(const store::ContainerRecord& c) {
         std::lock_guard lock(ctx_.images_mu);
         if (auto r = ctx_.images->release(c.id); !r) log::warn("undo container {}: {}", c.id, r.error().message());
     }
-    if (auto r = ctx_.records->remove_container(c.id); !r) log::warn("undo container {}: {}", c.id, r.error().message());
+    if (auto r = ctx_.records->remove_container(c.id); !r)
+        log::warn("undo container {}: {}", c.id, r.error().message());
 }
 
 Result<std::string> ContainerManager::ctl(const store::ContainerRecord& c, const std::string& command) {
@@ -315,8 +326,9 @@ Result<std::string> ContainerManager::ctl(const store::ContainerRecord& c, const
 Result<void> ContainerManager::start(const std::string& id) {
     auto guard = ctx_.locks.lock(id);
     auto c = ctx_.records->container(id);
-    if (!c) return c.error().code() == ENOENT ? cri_error(ENOENT, "container {} not found", id)
-                                              : std::unexpected(c.error());
+    if (!c)
+        return c.error().code() == ENOENT ? cri_error(ENOENT, "container {} not found", id)
+                                          : std::unexpected(c.error());
     if (c->state != store::ContainerState::created)
         return cri_error(EBUSY, "container {} is {}, not created", id, store::to_string(c->state));
     const int64_t started = now_ns();
@@ -570,14 +582,15 @@ Result<void> ContainerManager::statuses_of(const std::string& pod_id,
 Result<void> ContainerManager::update_resources(const std::string& id, const v1::LinuxContainerResources& r) {
     auto guard = ctx_.locks.lock(id);
     auto c = ctx_.records->container(id);
-    if (!c) return c.error().code() == ENOENT ? cri_error(ENOENT, "container {} not found", id)
-                                              : std::unexpected(c.error());
+    if (!c)
+        return c.error().code() == ENOENT ? cri_error(ENOENT, "container {} not found", id)
+                                          : std::unexpected(c.error());
     if (apply_exit(*c) || c->state == store::ContainerState::creating)
         return cri_error(EBUSY, "container {} is {}: its resources cannot be updated", id, store::to_string(c->state));
     BERTH_ASSIGN(RuntimeHandler h, ctx_.handler(c->handler));
-    BERTH_TRY_CTX(run_checked({runtime_binary(h), "--root", h.root, "update", "--resources", "-", id},
-                              oci_resources(r).dump()),
-                  "update container {}", id);
+    BERTH_TRY_CTX(
+        run_checked({runtime_binary(h), "--root", h.root, "update", "--resources", "-", id}, oci_resources(r).dump()),
+        "update container {}", id);
     v1::ContainerConfig cfg;
     cfg.ParseFromString(c->config);
     *cfg.mutable_linux()->mutable_resources() = r;
@@ -588,8 +601,9 @@ Result<void> ContainerManager::update_resources(const std::string& id, const v1:
 Result<void> ContainerManager::reopen_log(const std::string& id) {
     auto guard = ctx_.locks.lock(id);
     auto c = ctx_.records->container(id);
-    if (!c) return c.error().code() == ENOENT ? cri_error(ENOENT, "container {} not found", id)
-                                              : std::unexpected(c.error());
+    if (!c)
+        return c.error().code() == ENOENT ? cri_error(ENOENT, "container {} not found", id)
+                                          : std::unexpected(c.error());
     if (apply_exit(*c) || c->state != store::ContainerState::running)
         return cri_error(EBUSY, "container {} is not running: its log cannot be reopened", id);
     BERTH_TRY_CTX(ctl(*c, "reopen"), "reopen the log of container {}", id);
@@ -615,8 +629,9 @@ Result<void> ContainerManager::exec_sync(const v1::ExecSyncRequest& req, v1::Exe
     {
         auto guard = ctx_.locks.lock(req.container_id());
         auto got = ctx_.records->container(req.container_id());
-        if (!got) return got.error().code() == ENOENT ? cri_error(ENOENT, "container {} not found", req.container_id())
-                                                      : std::unexpected(got.error());
+        if (!got)
+            return got.error().code() == ENOENT ? cri_error(ENOENT, "container {} not found", req.container_id())
+                                                : std::unexpected(got.error());
         if (apply_exit(*got) || got->state != store::ContainerState::running)
             return cri_error(EBUSY, "container {} is not running", req.container_id());
         c = *got;

@@ -59,8 +59,7 @@ void remove_cgroup(const std::string& path) {
     for (const auto& [c, mnt] : layout->v1) dirs.push_back(path_join(mnt, path));
     if (!layout->unified.empty()) dirs.push_back(path_join(layout->unified, path));
     for (const auto& d : dirs)
-        if (::rmdir(d.c_str()) < 0 && errno != ENOENT)
-            log::warn("remove pod cgroup {}: {}", d, std::strerror(errno));
+        if (::rmdir(d.c_str()) < 0 && errno != ENOENT) log::warn("remove pod cgroup {}: {}", d, std::strerror(errno));
 }
 
 }  // namespace
@@ -208,8 +207,9 @@ void PodManager::fill_status(const store::PodRecord& p, v1::PodSandboxStatus* ou
 
 Result<void> PodManager::status(const std::string& id, bool verbose, v1::PodSandboxStatusResponse* resp) {
     auto p = ctx_.records->pod(id);
-    if (!p) return p.error().code() == ENOENT ? cri_error(ENOENT, "pod sandbox {} not found", id)
-                                              : std::unexpected(p.error());
+    if (!p)
+        return p.error().code() == ENOENT ? cri_error(ENOENT, "pod sandbox {} not found", id)
+                                          : std::unexpected(p.error());
     fill_status(*p, resp->mutable_status());
     resp->set_timestamp(now_ns());
     if (containers_) BERTH_TRY(containers_->statuses_of(id, resp->mutable_containers_statuses()));

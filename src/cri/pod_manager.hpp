@@ -48,7 +48,7 @@ public:
     void fill_status(const store::PodRecord& p, v1::PodSandboxStatus* out) const;
 
 private:
-    void undo(const store::PodRecord& p);  // everything a run makes, best effort
+    void undo(const store::PodRecord& p);                                     // everything a run makes, best effort
     [[nodiscard]] Result<void> release_resources(const store::PodRecord& p);  // shm + pins (Stop)
 
     CriContext& ctx_;

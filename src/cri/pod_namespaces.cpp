@@ -1,9 +1,9 @@
 #include "cri/pod_namespaces.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <net/if.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -28,11 +28,16 @@ struct ChildError {
     int step;
     int err;
 };
-constexpr const char* kSteps[] = {"unshare", "sethostname", "bring up loopback", "bind-mount the net namespace",
-                                  "bind-mount the ipc namespace", "bind-mount the uts namespace"};
+constexpr const char* kSteps[] = {"unshare",
+                                  "sethostname",
+                                  "bring up loopback",
+                                  "bind-mount the net namespace",
+                                  "bind-mount the ipc namespace",
+                                  "bind-mount the uts namespace"};
 
 bool is_mountpoint(const std::string& path) {
-    struct stat st {}, parent {};
+    struct stat st {
+    }, parent{};
     if (::lstat(path.c_str(), &st) != 0) return false;
     if (::lstat(clean_path(path + "/..").c_str(), &parent) != 0) return false;
     // A bind-mounted nsfs file lives on another device than its parent directory.

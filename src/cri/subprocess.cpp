@@ -100,7 +100,8 @@ Result<CapturedRun> run_captured(const std::vector<std::string>& argv, const std
         if (err_r) fds[n++] = {err_r.get(), POLLIN, 0};
         int wait_ms = -1;
         if (timeout_ms > 0) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             wait_ms = left.count() > 0 ? static_cast<int>(left.count()) : 0;
         }
         int rc = ::poll(fds, static_cast<nfds_t>(n), wait_ms);

@@ -98,15 +98,10 @@ ContainerState container_state(std::string_view s) {
 }
 
 std::string pod_data(const PodRecord& p) {
-    return nlohmann::json{{"state", to_string(p.state)},
-                          {"created_at", p.created_at},
-                          {"runtime_handler", p.runtime_handler},
-                          {"cgroup_parent", p.cgroup_parent},
-                          {"owns_cgroup", p.owns_cgroup},
-                          {"host_network", p.host_network},
-                          {"host_ipc", p.host_ipc},
-                          {"infra_pid", p.infra_pid},
-                          {"infra_start", p.infra_start}}
+    return nlohmann::json{
+        {"state", to_string(p.state)},      {"created_at", p.created_at},   {"runtime_handler", p.runtime_handler},
+        {"cgroup_parent", p.cgroup_parent}, {"owns_cgroup", p.owns_cgroup}, {"host_network", p.host_network},
+        {"host_ipc", p.host_ipc},           {"infra_pid", p.infra_pid},     {"infra_start", p.infra_start}}
         .dump();
 }
 
@@ -125,22 +120,13 @@ void read_pod_data(const std::string& text, PodRecord& p) {
 }
 
 std::string container_data(const ContainerRecord& c) {
-    return nlohmann::json{{"state", to_string(c.state)},
-                          {"created_at", c.created_at},
-                          {"started_at", c.started_at},
-                          {"finished_at", c.finished_at},
-                          {"image_id", c.image_id},
-                          {"image_ref", c.image_ref},
-                          {"log_path", c.log_path},
-                          {"handler", c.handler},
-                          {"pid", c.pid},
-                          {"pid_start", c.pid_start},
-                          {"monitor_pid", c.monitor_pid},
-                          {"monitor_start", c.monitor_start},
-                          {"exit_code", c.exit_code},
-                          {"reason", c.reason},
-                          {"message", c.message},
-                          {"stop_signal", c.stop_signal}}
+    return nlohmann::json{
+        {"state", to_string(c.state)},  {"created_at", c.created_at},   {"started_at", c.started_at},
+        {"finished_at", c.finished_at}, {"image_id", c.image_id},       {"image_ref", c.image_ref},
+        {"log_path", c.log_path},       {"handler", c.handler},         {"pid", c.pid},
+        {"pid_start", c.pid_start},     {"monitor_pid", c.monitor_pid}, {"monitor_start", c.monitor_start},
+        {"exit_code", c.exit_code},     {"reason", c.reason},           {"message", c.message},
+        {"stop_signal", c.stop_signal}}
         .dump();
 }
 
@@ -169,19 +155,26 @@ void read_container_data(const std::string& text, ContainerRecord& c) {
 
 const char* to_string(PodState s) {
     switch (s) {
-    case PodState::creating: return "creating";
-    case PodState::ready: return "ready";
-    case PodState::notready: return "notready";
+        case PodState::creating:
+            return "creating";
+        case PodState::ready:
+            return "ready";
+        case PodState::notready:
+            return "notready";
     }
     return "creating";
 }
 
 const char* to_string(ContainerState s) {
     switch (s) {
-    case ContainerState::creating: return "creating";
-    case ContainerState::created: return "created";
-    case ContainerState::running: return "running";
-    case ContainerState::exited: return "exited";
+        case ContainerState::creating:
+            return "creating";
+        case ContainerState::created:
+            return "created";
+        case ContainerState::running:
+            return "running";
+        case ContainerState::exited:
+            return "exited";
     }
     return "creating";
 }
@@ -274,8 +267,8 @@ Result<std::vector<PodRecord>> CriRecords::query_pods(const char* sql, const std
 }
 
 Result<PodRecord> CriRecords::pod(const std::string& id) const {
-    BERTH_ASSIGN(auto v, query_pods("SELECT id, name, namespace, uid, attempt, config, data FROM pods WHERE id = ?1",
-                                    {id}));
+    BERTH_ASSIGN(auto v,
+                 query_pods("SELECT id, name, namespace, uid, attempt, config, data FROM pods WHERE id = ?1", {id}));
     if (v.empty()) return fail_errno(ENOENT, "pod sandbox {}", id);
     return std::move(v.front());
 }
@@ -365,8 +358,8 @@ Result<std::vector<ContainerRecord>> CriRecords::query_containers(const char* sq
 }
 
 Result<ContainerRecord> CriRecords::container(const std::string& id) const {
-    BERTH_ASSIGN(auto v, query_containers(
-                             "SELECT id, pod_id, name, attempt, config, data FROM containers WHERE id = ?1", {id}));
+    BERTH_ASSIGN(
+        auto v, query_containers("SELECT id, pod_id, name, attempt, config, data FROM containers WHERE id = ?1", {id}));
     if (v.empty()) return fail_errno(ENOENT, "container {}", id);
     return std::move(v.front());
 }

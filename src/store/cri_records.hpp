@@ -35,14 +35,14 @@ struct PodRecord {
     std::string name, namespace_, uid;
     uint32_t attempt = 0;
     PodState state = PodState::creating;
-    int64_t created_at = 0;      // unix nanoseconds
-    std::string config;          // serialized runtime.v1.PodSandboxConfig
+    int64_t created_at = 0;       // unix nanoseconds
+    std::string config;           // serialized runtime.v1.PodSandboxConfig
     std::string runtime_handler;  // the handler's name as berthd resolved it
-    std::string cgroup_parent;   // the pod's cgroup (relative to each hierarchy's root)
-    bool owns_cgroup = false;    // berthd made cgroup_parent (the default parent), so it removes it
+    std::string cgroup_parent;    // the pod's cgroup (relative to each hierarchy's root)
+    bool owns_cgroup = false;     // berthd made cgroup_parent (the default parent), so it removes it
     bool host_network = false, host_ipc = false;
-    int32_t infra_pid = 0;       // the process holding a shared PID namespace; 0: none
-    uint64_t infra_start = 0;    // its start time (/proc/<pid>/stat field 22), against pid reuse
+    int32_t infra_pid = 0;     // the process holding a shared PID namespace; 0: none
+    uint64_t infra_start = 0;  // its start time (/proc/<pid>/stat field 22), against pid reuse
 };
 
 struct ContainerRecord {
@@ -52,17 +52,17 @@ struct ContainerRecord {
     uint32_t attempt = 0;
     ContainerState state = ContainerState::creating;
     int64_t created_at = 0, started_at = 0, finished_at = 0;  // unix nanoseconds; 0: not yet
-    std::string config;      // serialized runtime.v1.ContainerConfig
-    std::string image_id;    // sha256:...
-    std::string image_ref;   // what the request named (the image spec's image)
-    std::string log_path;    // absolute
-    std::string handler;     // runtime handler name
-    int32_t pid = 0;         // the container's init (host pid namespace)
+    std::string config;                                       // serialized runtime.v1.ContainerConfig
+    std::string image_id;                                     // sha256:...
+    std::string image_ref;                                    // what the request named (the image spec's image)
+    std::string log_path;                                     // absolute
+    std::string handler;                                      // runtime handler name
+    int32_t pid = 0;                                          // the container's init (host pid namespace)
     uint64_t pid_start = 0;
     int32_t monitor_pid = 0;
     uint64_t monitor_start = 0;
     int32_t exit_code = 0;
-    std::string reason;      // Completed, Error, OOMKilled
+    std::string reason;  // Completed, Error, OOMKilled
     std::string message;
     int32_t stop_signal = 0;  // what StopContainer sends first
 };
@@ -97,7 +97,8 @@ private:
         void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
     };
     CriRecords(std::string path, std::unique_ptr<sqlite3, DbClose> db) : path_(std::move(path)), db_(std::move(db)) {}
-    [[nodiscard]] Result<std::vector<PodRecord>> query_pods(const char* sql, const std::vector<std::string>& args) const;
+    [[nodiscard]] Result<std::vector<PodRecord>> query_pods(const char* sql,
+                                                            const std::vector<std::string>& args) const;
     [[nodiscard]] Result<std::vector<ContainerRecord>> query_containers(const char* sql,
                                                                         const std::vector<std::string>& args) const;
 

@@ -464,8 +464,7 @@ protected:
         auto s = wait_exited(id);
         EXPECT_EQ(s.exit_code(), 6);
         EXPECT_EQ(s.reason(), "Error");
-        EXPECT_NE(read_text(dir_ + "/logs/h-" + handler + "/echo.log").find("stdout F via-handler"),
-                  std::string::npos);
+        EXPECT_NE(read_text(dir_ + "/logs/h-" + handler + "/echo.log").find("stdout F via-handler"), std::string::npos);
         std::string sleeper = create_and_start(pod, container_config("sleeper", "sleep 1000"), pc);
         v1::ExecSyncResponse resp;
         grpc::ClientContext ctx;

@@ -54,15 +54,15 @@ void CriTest::TearDown() {
                      " -name cgroup.procs 2>/dev/null) 2>/dev/null); do kill -9 $p; done; sleep 0.2; grep -o ' " +
                      dir_ +
                      "[^ ]*' /proc/self/mountinfo | sort -r | while read m; do umount -l $m; done; "
-                     "find /sys/fs/cgroup/*" + cgroup_parent_ +
-                     " -depth -type d -exec rmdir {} + 2>/dev/null; rm -rf " + dir_});
+                     "find /sys/fs/cgroup/*" +
+                     cgroup_parent_ + " -depth -type d -exec rmdir {} + 2>/dev/null; rm -rf " + dir_});
 }
 
 void CriTest::start_daemon(const std::vector<std::string>& extra) {
     extra_ = extra;
     daemon_ = std::make_unique<BerthdProcess>();
-    std::vector<std::string> args = {"--root",          root_, "--state-dir", state_,
-                                     "--cgroup-parent", cgroup_parent_, "--monitor", BERTH_MONITOR_BIN};
+    std::vector<std::string> args = {"--root",          root_,          "--state-dir", state_,
+                                     "--cgroup-parent", cgroup_parent_, "--monitor",   BERTH_MONITOR_BIN};
     args.insert(args.end(), extra.begin(), extra.end());
     ASSERT_TRUE(daemon_->start(socket_, args)) << "berthd did not start (exit " << daemon_->exit_code() << "):\n"
                                                << daemon_->output();

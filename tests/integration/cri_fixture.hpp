@@ -37,12 +37,11 @@ protected:
     v1::PodSandboxConfig pod_config(const std::string& name);
     // RunPodSandbox; the id, or "" with a test failure.
     std::string run_pod(const v1::PodSandboxConfig& config, const std::string& handler = "");
-    grpc::Status run_pod_status(const v1::PodSandboxConfig& config, std::string* id,
-                                const std::string& handler = "");
+    grpc::Status run_pod_status(const v1::PodSandboxConfig& config, std::string* id, const std::string& handler = "");
     // A container config running `sh -c script` in busybox, logging to <name>.log.
     v1::ContainerConfig container_config(const std::string& name, const std::string& script);
-    grpc::Status create_container(const std::string& pod, const v1::ContainerConfig& c,
-                                  const v1::PodSandboxConfig& pc, std::string* id);
+    grpc::Status create_container(const std::string& pod, const v1::ContainerConfig& c, const v1::PodSandboxConfig& pc,
+                                  std::string* id);
     std::string create_and_start(const std::string& pod, const v1::ContainerConfig& c, const v1::PodSandboxConfig& pc);
     grpc::Status start_container(const std::string& id);
     grpc::Status stop_container(const std::string& id, int64_t timeout);
@@ -54,7 +53,7 @@ protected:
     // Waits (bounded by `timeout_ms`) until the container is exited; its status.
     v1::ContainerStatus wait_exited(const std::string& id, int timeout_ms = 20000);
 
-    std::string dir_;         // everything of the test
+    std::string dir_;  // everything of the test
     std::string root_, state_, socket_, cgroup_parent_;
     std::unique_ptr<BerthdProcess> daemon_;
     std::vector<std::string> extra_;  // flags of the last start

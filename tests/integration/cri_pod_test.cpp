@@ -2,9 +2,9 @@
 // list filters, concurrency and recovery of half-made pods.
 #include "cri_fixture.hpp"
 // (cri_fixture.hpp includes the CRI headers first.)
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/mount.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -185,6 +185,30 @@ TEST_F(CriPodTest, ListFiltersByIdStateAndLabels) {
     EXPECT_EQ(list(f), std::set<std::string>{a});
     (*f.mutable_label_selector())["other"] = "x";
     EXPECT_TRUE(list(f).empty());
+}
+
+TEST_F(CriPodTest, StreamPodSandboxesAndContainersListLikeTheirListRpcs) {
+    start_daemon();
+    std::string a = run_pod(pod_config("sa"));
+    std::string b = run_pod(pod_config("sb"));
+    grpc::ClientContext ctx;
+    v1::StreamPodSandboxesRequest req;
+    (*req.mutable_filter()->mutable_label_selector())["app"] = "sb";
+    auto reader = runtime()->StreamPodSandboxes(&ctx, req);
+    std::set<std::string> ids;
+    v1::StreamPodSandboxesResponse resp;
+    while (reader->Read(&resp))
+        for (const auto& p : resp.pod_sandboxes()) ids.insert(p.id());
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(ids, std::set<std::string>{b});
+
+    grpc::ClientContext cctx;
+    auto creader = runtime()->StreamContainers(&cctx, v1::StreamContainersRequest());
+    v1::StreamContainersResponse cresp;
+    size_t n = 0;
+    while (creader->Read(&cresp)) n += static_cast<size_t>(cresp.containers_size());
+    ASSERT_TRUE(creader->Finish().ok());
+    EXPECT_EQ(n, 0u);
 }
 
 TEST_F(CriPodTest, FiftyPodsConcurrently) {
