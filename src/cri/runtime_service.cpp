@@ -28,6 +28,12 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const v1::StatusReques
     }
     // The default handler (empty name). Its features are false until berth implements them for pods.
     resp->add_runtime_handlers()->mutable_features();
+    // Then every handler a pod may name in runtime_handler.
+    for (const auto& [name, h] : state_.config().handlers) {
+        v1::RuntimeHandler* out = resp->add_runtime_handlers();
+        out->set_name(name);
+        out->mutable_features();
+    }
     resp->mutable_features();
     if (req->verbose()) (*resp->mutable_info())["config"] = state_.verbose_config().dump();
     return grpc::Status::OK;

@@ -485,6 +485,12 @@ protected:
 TEST_F(CriHandlerTest, Runc) {
     if (::access("/usr/bin/runc", X_OK) != 0) GTEST_SKIP() << "runc is not installed";
     start_daemon({"--runtime", "runc=/usr/bin/runc"});
+    grpc::ClientContext ctx;
+    v1::StatusResponse status;
+    ASSERT_TRUE(runtime()->Status(&ctx, v1::StatusRequest(), &status).ok());
+    ASSERT_EQ(status.runtime_handlers_size(), 2);
+    EXPECT_EQ(status.runtime_handlers(0).name(), "");
+    EXPECT_EQ(status.runtime_handlers(1).name(), "runc");
     run_through("runc");
 }
 
