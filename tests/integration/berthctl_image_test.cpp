@@ -1,9 +1,15 @@
 // berthctl image ...: the real binary on a temp store root, with images built by scripts/make-oci-busybox.sh, and
 // skopeo as the outside reader and writer of the archives.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -11,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "harness.hpp"
+#include "image/manifest.hpp"
 
 namespace berth::test {
 namespace {
@@ -261,6 +268,139 @@ TEST_F(BerthctlImage, ErrorsExitOneNamingWhatIsMissing) {
     r = ctl({"import", archive_, "--platform", "linux"});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("OS/ARCH"), std::string::npos) << r.err;
+}
+
+// ---- pull, from Debian's docker-registry on loopback (plain HTTP) ----
+
+bool port_free(int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
+bool port_listening(int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
+class BerthctlImagePull : public BerthctlImage {
+protected:
+    void SetUp() override {
+        BerthctlImage::SetUp();
+        if (HasFatalFailure()) return;
+        if (!have("docker-registry") || !have("skopeo")) GTEST_SKIP() << "docker-registry or skopeo missing";
+        // Ports 15100-15199 belong to these tests.
+        static std::atomic<int> next{0};
+        for (int i = 0; i < 100 && port_ < 0; ++i) {
+            int p = 15100 + (next++ % 100);
+            if (port_free(p)) port_ = p;
+        }
+        ASSERT_GT(port_, 0) << "no free port in 15100-15199";
+        const std::string reg = dir_ + "/registry";
+        std::filesystem::create_directories(reg);
+        write_text(reg + "/config.yml",
+                   fmt::format("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "
+                               "{}/data\nhttp:\n  addr: 127.0.0.1:{}\n",
+                               reg, port_));
+        registry_pid_ = ::fork();
+        ASSERT_GE(registry_pid_, 0);
+        if (registry_pid_ == 0) {
+            int log = ::open((reg + "/log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            ::dup2(log, 1);
+            ::dup2(log, 2);
+            ::execl("/usr/bin/docker-registry", "docker-registry", "serve", (reg + "/config.yml").c_str(), nullptr);
+            ::_exit(127);
+        }
+        auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+        while (!port_listening(port_) && std::chrono::steady_clock::now() < end)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        ASSERT_TRUE(port_listening(port_)) << read_text(reg + "/log");
+        host_ = fmt::format("127.0.0.1:{}", port_);
+        auto push = run_command({"/usr/bin/skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
+                                 "oci:" + layout_, "docker://" + host_ + "/berth/busybox:v1"});
+        ASSERT_EQ(push.exit_code, 0) << push.err;
+    }
+    void TearDown() override {
+        if (registry_pid_ > 0) {
+            ::kill(registry_pid_, SIGKILL);
+            ::waitpid(registry_pid_, nullptr, 0);
+        }
+        BerthctlImage::TearDown();
+    }
+
+    int port_ = -1;
+    pid_t registry_pid_ = -1;
+    std::string host_;
+};
+
+TEST_F(BerthctlImagePull, PullShowsPlainProgressLinesWhenNotOnATerminal) {
+    const std::string ref = host_ + "/berth/busybox:v1";
+    auto r = ctl({"pull", ref, "--insecure-registry", host_});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << "terminal escapes in plain output:\n" << r.out;
+    EXPECT_NE(r.out.find(ref + ": resolved to sha256:"), std::string::npos) << r.out;
+    // One "done" line per layer, and the image id at the end.
+    size_t done_lines = 0;
+    for (size_t pos = 0; (pos = r.out.find(": done (", pos)) != std::string::npos; ++pos) ++done_lines;
+    EXPECT_EQ(done_lines, 2u) << r.out;
+    json list = ctl_json({"list"});
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0]["names"], json::array({ref}));
+    EXPECT_NE(r.out.find("pulled, image id " + list[0]["id"].get<std::string>()), std::string::npos) << r.out;
+
+    // The pulled image mounts like an imported one.
+    const std::string target = dir_ + "/mnt";
+    std::filesystem::create_directories(target);
+    ASSERT_EQ(ctl({"mount", ref, target}).exit_code, 0);
+    mounts_.push_back(target);
+    EXPECT_EQ(read_text(target + "/etc/hostname"), "berth\n");
+    EXPECT_FALSE(std::filesystem::exists(target + "/tmp/removed"));
+    ASSERT_EQ(ctl({"unmount", target}).exit_code, 0);
+
+    // Again: every layer is already there.
+    auto again = ctl({"pull", ref, "--insecure-registry", host_});
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(again.out.find(": done ("), std::string::npos) << again.out;
+}
+
+TEST_F(BerthctlImagePull, PullJsonAndErrors) {
+    const std::string ref = host_ + "/berth/busybox:v1";
+    json j = ctl_json({"pull", "-o", "json", ref, "--insecure-registry", host_, "--platform",
+                       "linux/" + image::host_platform().architecture});
+    EXPECT_EQ(j["names"], json::array({ref}));
+    EXPECT_TRUE(j["id"].get<std::string>().starts_with("sha256:"));
+
+    // No --insecure-registry: https against a plain HTTP registry fails, naming the URL.
+    auto tls = ctl({"pull", ref});
+    EXPECT_EQ(tls.exit_code, 1);
+    EXPECT_NE(tls.err.find("https://" + host_), std::string::npos) << tls.err;
+    // A missing tag names the reference.
+    auto missing = ctl({"pull", host_ + "/berth/busybox:nope", "--insecure-registry", host_});
+    EXPECT_EQ(missing.exit_code, 1);
+    EXPECT_NE(missing.err.find("berth/busybox"), std::string::npos) << missing.err;
+    EXPECT_NE(missing.err.find("nope"), std::string::npos) << missing.err;
+    auto bad_flag = ctl({"pull", ref, "--mirror", "nohost"});
+    EXPECT_EQ(bad_flag.exit_code, 1);
+    EXPECT_NE(bad_flag.err.find("HOST=URL"), std::string::npos) << bad_flag.err;
+    EXPECT_EQ(ctl_json({"list"}).size(), 1u) << "failed pulls recorded something";
+}
+
+TEST_F(BerthctlImagePull, PullThroughAMirror) {
+    // The reference names a registry that does not exist; the mirror serves it.
+    json j = ctl_json({"pull", "registry.invalid/berth/busybox:v1", "--mirror",
+                       "registry.invalid=http://" + host_});
+    EXPECT_EQ(j["names"], json::array({"registry.invalid/berth/busybox:v1"}));
 }
 
 }  // namespace
