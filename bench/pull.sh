@@ -2,7 +2,7 @@
 # Pull + unpack of a ~200 MB, 10-layer image from a local registry: `berthctl image pull` against containerd's
 # `ctr pull` and `skopeo copy` + `umoci unpack`, in one run, repetitions alternating between the three.
 #
-#   bench/pull.sh BUILD_DIR            (as root; env: REPS=5, LAYER_MB=20, LAYERS=9 random layers + busybox)
+#   bench/pull.sh BUILD_DIR            (as root; env: REPS=5, LAYER_MB=21, LAYERS=9 random layers + busybox)
 #
 # The image is built once per run: busybox as the base layer, then LAYERS layers of LAYER_MB incompressible random
 # data each, every layer gzip'd; skopeo pushes it to Debian's docker-registry on 127.0.0.1 (plain HTTP, a port in
@@ -21,7 +21,7 @@ fi
 build=$(cd "$1" && pwd)
 berthctl=$build/bin/berthctl
 reps=${REPS:-5}
-layer_mb=${LAYER_MB:-20}
+layer_mb=${LAYER_MB:-21}
 layers=${LAYERS:-9}
 
 if [[ $(id -u) -ne 0 ]]; then

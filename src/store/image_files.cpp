@@ -30,7 +30,9 @@ std::string_view member_name(std::string_view n) {
 Result<ImportFormat> detect_tar(const std::string& path) {
     std::unique_ptr<archive, ArchiveFree> a(archive_read_new());
     if (!a) return fail("read {}: out of memory", path);
-    archive_read_support_filter_all(a.get());
+    // The compressions the importers read: gzip and zstd (oci-archive), gzip (docker-archive).
+    archive_read_support_filter_gzip(a.get());
+    archive_read_support_filter_zstd(a.get());
     archive_read_support_format_tar(a.get());
     archive_read_support_format_gnutar(a.get());
     if (archive_read_open_filename(a.get(), path.c_str(), 64 << 10) != ARCHIVE_OK)

@@ -22,7 +22,7 @@ enum class ImportFormat {
 };
 std::string_view to_string(ImportFormat f);
 
-// Looks at `path`: a directory with an oci-layout file is an OCI layout; a tar (plain or compressed) holding
+// Looks at `path`: a directory with an oci-layout file is an OCI layout; a tar (plain, gzip or zstd) holding
 // oci-layout or index.json is an oci-archive (newer `docker save` writes these too, with an index naming the
 // images), one holding only manifest.json a docker-archive. Anything else is an error naming the path and what was
 // found (or that it is missing).
