@@ -374,6 +374,21 @@ TEST_F(BerthctlImagePull, PullShowsPlainProgressLinesWhenNotOnATerminal) {
     EXPECT_EQ(again.out.find(": done ("), std::string::npos) << again.out;
 }
 
+TEST_F(BerthctlImagePull, PullDrawsABarPerLayerOnATerminal) {
+    if (!have("script")) GTEST_SKIP() << "script (util-linux) missing";
+    const std::string ref = host_ + "/berth/busybox:v1";
+    // script(1) gives berthctl a pty as its stdout.
+    auto r = run_command({"/usr/bin/script", "-qec",
+                          fmt::format("{} image pull --root {} --insecure-registry {} {}", BERTHCTL_BIN, root_, host_,
+                                      ref),
+                          "/dev/null"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("\x1b[2K"), std::string::npos) << "no line redraws:\n" << r.out;
+    EXPECT_NE(r.out.find("[==============================]"), std::string::npos) << "no full bar:\n" << r.out;
+    EXPECT_EQ(r.out.find("layer "), std::string::npos) << "plain lines on a terminal:\n" << r.out;
+    EXPECT_NE(r.out.find("pulled, image id sha256:"), std::string::npos) << r.out;
+}
+
 TEST_F(BerthctlImagePull, PullJsonAndErrors) {
     const std::string ref = host_ + "/berth/busybox:v1";
     json j = ctl_json({"pull", "-o", "json", ref, "--insecure-registry", host_, "--platform",
