@@ -21,9 +21,12 @@ struct ArchiveFree {
 // A member name without leading "./" and "/" (tar -C dir . writes "./index.json").
 std::string_view member_name(std::string_view n) {
     for (;;) {
-        if (n.starts_with("./")) n.remove_prefix(2);
-        else if (n.starts_with("/")) n.remove_prefix(1);
-        else return n;
+        if (n.starts_with("./"))
+            n.remove_prefix(2);
+        else if (n.starts_with("/"))
+            n.remove_prefix(1);
+        else
+            return n;
     }
 }
 
@@ -61,18 +64,22 @@ Result<ImportFormat> detect_tar(const std::string& path) {
     }
     if (docker_manifest) return ImportFormat::docker_archive;
     if (members == 0) return fail("import {}: empty archive: not an oci-archive or docker-archive", path);
-    return fail("import {}: a tar without oci-layout, index.json or manifest.json: not an oci-archive or "
-                "docker-archive",
-                path);
+    return fail(
+        "import {}: a tar without oci-layout, index.json or manifest.json: not an oci-archive or "
+        "docker-archive",
+        path);
 }
 
 }  // namespace
 
 std::string_view to_string(ImportFormat f) {
     switch (f) {
-    case ImportFormat::oci_layout: return "oci-layout";
-    case ImportFormat::oci_archive: return "oci-archive";
-    case ImportFormat::docker_archive: return "docker-archive";
+        case ImportFormat::oci_layout:
+            return "oci-layout";
+        case ImportFormat::oci_archive:
+            return "oci-archive";
+        case ImportFormat::docker_archive:
+            return "docker-archive";
     }
     return "unknown";
 }
@@ -94,11 +101,18 @@ Result<ImportResult> import_path(Images& images, const std::string& path, const 
     ImportResult out{format, {}};
     Result<std::vector<ImageRecord>> imported;
     switch (format) {
-    case ImportFormat::oci_layout: imported = images.import_oci_layout(path, platform); break;
-    case ImportFormat::oci_archive: imported = images.import_oci_archive(path, platform); break;
-    case ImportFormat::docker_archive: imported = images.import_docker_archive(path); break;
+        case ImportFormat::oci_layout:
+            imported = images.import_oci_layout(path, platform);
+            break;
+        case ImportFormat::oci_archive:
+            imported = images.import_oci_archive(path, platform);
+            break;
+        case ImportFormat::docker_archive:
+            imported = images.import_docker_archive(path);
+            break;
     }
-    if (!imported) return std::unexpected(imported.error().wrap(fmt::format("import {} ({})", path, to_string(format))));
+    if (!imported)
+        return std::unexpected(imported.error().wrap(fmt::format("import {} ({})", path, to_string(format))));
     out.images = std::move(*imported);
     if (out.images.empty())
         return fail("import {} ({}): no image for platform {}/{} in it", path, to_string(format), platform.os,

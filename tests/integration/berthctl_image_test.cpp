@@ -1,6 +1,7 @@
 // berthctl image ...: the real binary on a temp store root, with images built by scripts/make-oci-busybox.sh, and
 // skopeo as the outside reader and writer of the archives.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -13,8 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "harness.hpp"
 #include "image/manifest.hpp"
@@ -48,8 +47,8 @@ protected:
         root_ = dir_ + "/root";
         layout_ = dir_ + "/layout";
         archive_ = dir_ + "/busybox.tar";
-        auto made = run_command(
-            {"/bin/bash", BERTH_SOURCE_DIR "/scripts/make-oci-busybox.sh", "--archive", archive_, layout_});
+        auto made =
+            run_command({"/bin/bash", BERTH_SOURCE_DIR "/scripts/make-oci-busybox.sh", "--archive", archive_, layout_});
         ASSERT_EQ(made.exit_code, 0) << made.err;
         manifest_digest_ = trim(made.out);
     }
@@ -197,7 +196,7 @@ TEST_F(BerthctlImage, MountShowsTheImageFiles) {
     ASSERT_EQ(m.exit_code, 0) << m.err;
     mounts_.push_back(target);
     EXPECT_NE(m.out.find("read-only"), std::string::npos) << m.out;
-    EXPECT_EQ(read_text(target + "/etc/hostname"), "berth\n");  // layer 2 replaced it
+    EXPECT_EQ(read_text(target + "/etc/hostname"), "berth\n");       // layer 2 replaced it
     EXPECT_FALSE(std::filesystem::exists(target + "/tmp/removed"));  // layer 2's whiteout
     EXPECT_TRUE(std::filesystem::is_regular_file(target + "/bin/busybox"));
     EXPECT_NE(run_command({"/bin/touch", target + "/new"}).exit_code, 0) << "a read-only mount took a write";
@@ -378,10 +377,10 @@ TEST_F(BerthctlImagePull, PullDrawsABarPerLayerOnATerminal) {
     if (!have("script")) GTEST_SKIP() << "script (util-linux) missing";
     const std::string ref = host_ + "/berth/busybox:v1";
     // script(1) gives berthctl a pty as its stdout.
-    auto r = run_command({"/usr/bin/script", "-qec",
-                          fmt::format("{} image pull --root {} --insecure-registry {} {}", BERTHCTL_BIN, root_, host_,
-                                      ref),
-                          "/dev/null"});
+    auto r =
+        run_command({"/usr/bin/script", "-qec",
+                     fmt::format("{} image pull --root {} --insecure-registry {} {}", BERTHCTL_BIN, root_, host_, ref),
+                     "/dev/null"});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("\x1b[2K"), std::string::npos) << "no line redraws:\n" << r.out;
     EXPECT_NE(r.out.find("[==============================]"), std::string::npos) << "no full bar:\n" << r.out;
@@ -413,8 +412,7 @@ TEST_F(BerthctlImagePull, PullJsonAndErrors) {
 
 TEST_F(BerthctlImagePull, PullThroughAMirror) {
     // The reference names a registry that does not exist; the mirror serves it.
-    json j = ctl_json({"pull", "registry.invalid/berth/busybox:v1", "--mirror",
-                       "registry.invalid=http://" + host_});
+    json j = ctl_json({"pull", "registry.invalid/berth/busybox:v1", "--mirror", "registry.invalid=http://" + host_});
     EXPECT_EQ(j["names"], json::array({"registry.invalid/berth/busybox:v1"}));
 }
 

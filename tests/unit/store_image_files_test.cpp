@@ -57,8 +57,9 @@ TEST_F(ImportFormatDetect, ArchivesByTheirMembers) {
     EXPECT_EQ(*f, ImportFormat::docker_archive);
 
     // docker 25+ writes both: the OCI index wins.
-    auto both = write("both.tar", build_layer({file("manifest.json", "[]"), file("index.json", "{}"),
-                                               file("oci-layout", "{}")}, LayerCompression::zstd));
+    auto both =
+        write("both.tar", build_layer({file("manifest.json", "[]"), file("index.json", "{}"), file("oci-layout", "{}")},
+                                      LayerCompression::zstd));
     f = detect_import_format(both);
     ASSERT_TRUE(f) << f.error().message();
     EXPECT_EQ(*f, ImportFormat::oci_archive);

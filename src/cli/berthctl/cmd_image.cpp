@@ -186,9 +186,8 @@ int image_import(const GlobalOptions& g, const std::vector<std::string>& args) {
     for (const auto& rec : res->images) {
         std::string names;
         for (const auto& n : rec.names) names += (names.empty() ? "" : ", ") + n;
-        std::printf("Imported %s (%s, %s) from %s\n", names.empty() ? "<none>" : names.c_str(),
-                    rec.id.string().c_str(), human_size(rec.size).c_str(),
-                    std::string(store::to_string(res->format)).c_str());
+        std::printf("Imported %s (%s, %s) from %s\n", names.empty() ? "<none>" : names.c_str(), rec.id.string().c_str(),
+                    human_size(rec.size).c_str(), std::string(store::to_string(res->format)).c_str());
     }
     return 0;
 }
@@ -252,9 +251,9 @@ int image_unmount(const GlobalOptions& g, const std::vector<std::string>& args) 
 }
 
 constexpr std::pair<std::string_view, CommandFn> kImageCommands[] = {
-    {"pull", image_pull},       {"list", image_list},     {"ls", image_list},         {"inspect", image_inspect},
-    {"remove", image_remove},   {"rm", image_remove},     {"import", image_import},   {"export", image_export},
-    {"prune", image_prune},     {"mount", image_mount},   {"unmount", image_unmount}, {"umount", image_unmount},
+    {"pull", image_pull},     {"list", image_list},   {"ls", image_list},         {"inspect", image_inspect},
+    {"remove", image_remove}, {"rm", image_remove},   {"import", image_import},   {"export", image_export},
+    {"prune", image_prune},   {"mount", image_mount}, {"unmount", image_unmount}, {"umount", image_unmount},
 };
 
 }  // namespace

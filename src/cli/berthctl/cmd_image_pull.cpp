@@ -30,8 +30,7 @@ Result<store::PullOptions> pull_options(const ImageArgs& a, const image::ImageRe
     if (a.has("--creds")) {
         std::string creds = a.value("--creds");
         size_t colon = creds.find(':');
-        if (colon == std::string::npos || colon == 0)
-            return fail("--creds: expected USER:PASSWORD");
+        if (colon == std::string::npos || colon == 0) return fail("--creds: expected USER:PASSWORD");
         opts.credentials.username = creds.substr(0, colon);
         opts.credentials.password = creds.substr(colon + 1);
     }
@@ -68,50 +67,51 @@ public:
     void on(const store::PullEvent& ev) {
         using K = store::PullEvent::Kind;
         switch (ev.kind) {
-        case K::resolved:
-            std::printf("%s: resolved to %s (%s in layers)\n", ref_.c_str(), ev.digest.string().c_str(),
-                        human_size(ev.total).c_str());
-            std::fflush(stdout);
-            return;
-        case K::layer_wait: {
-            Layer& l = layer(ev.digest);
-            l.state = "waiting";
-            if (!tty_) plain(ev.digest, "waiting");
-            break;
-        }
-        case K::layer_bytes: {
-            Layer& l = layer(ev.digest);
-            l.done = ev.done;
-            l.total = ev.total;
-            l.state = "pulling";
-            if (!tty_) {
-                unsigned quarter = ev.total ? static_cast<unsigned>(ev.done * 4 / ev.total) : 0;
-                if (!l.started) {
-                    l.started = true;
-                    plain(ev.digest, fmt::format("pulling {}", human_size(ev.total)));
+            case K::resolved:
+                std::printf("%s: resolved to %s (%s in layers)\n", ref_.c_str(), ev.digest.string().c_str(),
+                            human_size(ev.total).c_str());
+                std::fflush(stdout);
+                return;
+            case K::layer_wait: {
+                Layer& l = layer(ev.digest);
+                l.state = "waiting";
+                if (!tty_) plain(ev.digest, "waiting");
+                break;
+            }
+            case K::layer_bytes: {
+                Layer& l = layer(ev.digest);
+                l.done = ev.done;
+                l.total = ev.total;
+                l.state = "pulling";
+                if (!tty_) {
+                    unsigned quarter = ev.total ? static_cast<unsigned>(ev.done * 4 / ev.total) : 0;
+                    if (!l.started) {
+                        l.started = true;
+                        plain(ev.digest, fmt::format("pulling {}", human_size(ev.total)));
+                    }
+                    if (quarter > l.quarter && quarter < 4) {
+                        l.quarter = quarter;
+                        plain(ev.digest,
+                              fmt::format("{}% ({} of {})", quarter * 25, human_size(ev.done), human_size(ev.total)));
+                    }
+                    return;
                 }
-                if (quarter > l.quarter && quarter < 4) {
-                    l.quarter = quarter;
-                    plain(ev.digest, fmt::format("{}% ({} of {})", quarter * 25, human_size(ev.done),
-                                                 human_size(ev.total)));
-                }
+                redraw(false);
                 return;
             }
-            redraw(false);
-            return;
-        }
-        case K::layer_done: {
-            Layer& l = layer(ev.digest);
-            l.state = ev.cached ? "already present" : "done";
-            if (!ev.cached && l.total) l.done = l.total;
-            if (!tty_) plain(ev.digest, ev.cached ? "already present" : fmt::format("done ({})", human_size(l.total)));
-            break;
-        }
-        case K::done:
-            if (tty_) redraw(true);
-            std::printf("%s: pulled, image id %s\n", ref_.c_str(), ev.digest.string().c_str());
-            std::fflush(stdout);
-            return;
+            case K::layer_done: {
+                Layer& l = layer(ev.digest);
+                l.state = ev.cached ? "already present" : "done";
+                if (!ev.cached && l.total) l.done = l.total;
+                if (!tty_)
+                    plain(ev.digest, ev.cached ? "already present" : fmt::format("done ({})", human_size(l.total)));
+                break;
+            }
+            case K::done:
+                if (tty_) redraw(true);
+                std::printf("%s: pulled, image id %s\n", ref_.c_str(), ev.digest.string().c_str());
+                std::fflush(stdout);
+                return;
         }
         if (tty_) redraw(true);
     }
