@@ -142,8 +142,13 @@ Result<ImageMount> mount_image(Images& images, std::string_view key, const std::
     if (!S_ISDIR(st.st_mode)) return fail("mount image {} on {}: not a directory", key, target);
     ImageMount out{rec, lowers, target, upper_dir};
     if (!upper_dir.empty()) {
+        // An upper dir this call makes goes again when the mount fails: a failed mount leaves nothing behind.
+        const bool made = !path_exists(upper_dir);
         BERTH_TRY(mkdir_all(upper_dir, 0700));
-        BERTH_TRY_CTX(image::mount_overlay(lowers, upper_dir, target), "mount image {}", key);
+        if (auto m = image::mount_overlay(lowers, upper_dir, target); !m) {
+            if (made) (void)remove_all(upper_dir);
+            return std::unexpected(std::move(m).error().wrap(fmt::format("mount image {}", key)));
+        }
         return out;
     }
     if (lowers.size() == 1) {

@@ -260,6 +260,12 @@ TEST_F(BerthctlImage, ErrorsExitOneNamingWhatIsMissing) {
     r = ctl({"mount", "example.com/unknown:v9", dir_});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("example.com/unknown:v9"), std::string::npos) << r.err;
+    // A mount that fails (the target is no directory) leaves no upper dir behind.
+    ASSERT_EQ(ctl({"import", archive_}).exit_code, 0);
+    r = ctl({"mount", kName, dir_ + "/no-such-dir", "--upper", dir_ + "/upper"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find(dir_ + "/no-such-dir"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir_ + "/upper"));
 
     r = ctl({"list", "--platform", "linux/amd64"});
     EXPECT_EQ(r.exit_code, 1);
