@@ -3,6 +3,7 @@
 // clang-format off
 #include "cri/api.hpp"  // before anything that includes <signal.h>: see src/cri/api.hpp
 // clang-format on
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -75,7 +76,7 @@ TEST_F(CriSpec, ProcessSeesWhatTheRequestAsked) {
     config.add_args(
         "grep -E '^(Uid|Gid|Groups|CapEff|NoNewPrivs):' /proc/self/status; echo FOO=$FOO; echo BAR=$BAR; "
         "echo CWD=$(pwd); echo HOSTFILE=$(cat /etc/hostname); echo HOSTNAME=$(hostname); "
-        "echo OOM=$(cat /proc/self/oom_score_adj); cat /etc/resolv.conf");
+        "echo OOM=$(cat /proc/self/oom_score_adj); cat /etc/resolv.conf; echo from-container > /dev/shm/probe");
     config.set_working_dir("/tmp");
     auto* env = config.add_envs();
     env->set_key("FOO");
@@ -102,6 +103,9 @@ TEST_F(CriSpec, ProcessSeesWhatTheRequestAsked) {
     pod.hostname_path = pod_dir_ + "/hostname";
     pod.hosts_path = pod_dir_ + "/hosts";
     pod.resolv_conf_path = pod_dir_ + "/resolv.conf";
+    pod.shm_path = pod_dir_ + "/shm";
+    ASSERT_TRUE(mkdir_all(pod.shm_path, 01777));
+    ASSERT_EQ(::chmod(pod.shm_path.c_str(), 01777), 0);
 
     cri::ImageContext image;
     image.image_ref = "busybox-test";
@@ -138,6 +142,8 @@ TEST_F(CriSpec, ProcessSeesWhatTheRequestAsked) {
     EXPECT_EQ(seen["HOSTNAME"], "crispec-pod");
     EXPECT_EQ(seen["OOM"], "321");
     EXPECT_NE(r.out.find("nameserver 127.0.0.53"), std::string::npos) << r.out;
+    // /dev/shm is the pod's directory: what the container wrote there is on the host.
+    EXPECT_EQ(trim(read_text(pod.shm_path + "/probe")), "from-container");
 }
 
 TEST_F(CriSpec, RootContainerHasTheRequestedCapabilities) {
