@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "../unit/image_tar_builder.hpp"
@@ -177,7 +178,8 @@ public:
     // An image of `layers` (bottom first, each with its compression) for `arch`; returns the manifest descriptor
     // with its platform.
     Json image(const std::vector<std::pair<std::vector<TarMember>, LayerCompression>>& layers,
-               const std::string& arch = image::host_platform().architecture) {
+               const std::string& arch = image::host_platform().architecture,
+               const std::function<void(Json&)>& tweak_config = {}) {
         Json diff_ids = Json::array(), descs = Json::array();
         for (const auto& [members, comp] : layers) {
             std::string tar = image::testing::build_layer(members);
@@ -190,6 +192,7 @@ public:
                        {"os", "linux"},
                        {"config", Json::object()},
                        {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
+        if (tweak_config) tweak_config(config);
         Json manifest = {{"schemaVersion", 2},
                          {"mediaType", image::media_type::kOciManifest},
                          {"config", put(image::media_type::kOciConfig, config.dump())},
@@ -841,6 +844,17 @@ protected:
     }
     std::string ref() const { return server_->host() + "/x:v1"; }
 
+    // Like serve(), with the config changed by `tweak`.
+    void serve_tweaked(TestServer::Knobs knobs, const std::function<void(Json&)>& tweak) {
+        layout_.emplace(tmp_.path + "/layout");
+        manifest_ = layout_->image(stacked_layers(), image::host_platform().architecture, tweak);
+        layout_->name(manifest_, "v1");
+        auto m = Json::parse(layout_->blobs().at(manifest_["digest"].get<std::string>()));
+        for (const auto& l : m["layers"]) layers_.push_back(l["digest"].get<std::string>());
+        server_.emplace(*layout_, manifests_of(*layout_, manifest_, "v1"), std::move(knobs));
+        ASSERT_TRUE(server_->start());
+    }
+
     // Like serve(), with a 1 MiB incompressible file in the bottom layer.
     void serve_big(TestServer::Knobs knobs) {
         layout_.emplace(tmp_.path + "/layout");
@@ -890,6 +904,21 @@ TEST_F(ServerPull, CorruptedBlobIsRefusedAndLeavesNothing) {
     ASSERT_TRUE(records);
     EXPECT_TRUE(records->empty());
     EXPECT_EQ(server_->blob_gets(layers_[1]), 1);  // a wrong digest is not retried
+}
+
+TEST_F(ServerPull, WrongDiffIdIsRefusedNamingBothDigests) {
+    const std::string wrong = image::Sha256::of("not the layer").string();
+    serve_tweaked({}, [&](Json& config) { config["rootfs"]["diff_ids"][0] = wrong; });
+    auto rec = store::pull_image(*images_, ref(), insecure(server_->host()));
+    ASSERT_FALSE(rec);
+    EXPECT_HAS(rec.error().message(), layers_[0]);
+    EXPECT_HAS(rec.error().message(), "not the diff_id " + wrong);
+    auto snaps = images_->snapshots().list();
+    ASSERT_TRUE(snaps);
+    EXPECT_TRUE(snaps->empty());
+    auto records = images_->records().list();
+    ASSERT_TRUE(records);
+    EXPECT_TRUE(records->empty());
 }
 
 TEST_F(ServerPull, DroppedConnectionResumesWithRange) {
