@@ -117,15 +117,19 @@ struct Child {
 // docker-registry on 127.0.0.1:<port> storing into `dir`; with TLS and htpasswd when given.
 class Registry {
 public:
+    // `client_ca`: require client certificates signed by it. `data`: the storage directory (default dir/data;
+    // two registries may serve one storage).
     bool start(const std::string& dir, const std::string& cert = "", const std::string& key = "",
-               const std::string& htpasswd = "") {
+               const std::string& htpasswd = "", const std::string& client_ca = "", std::string data = "") {
+        if (data.empty()) data = dir + "/data";
         port_ = free_port();
         if (port_ < 0 || !mkdir_all(dir)) return false;
         std::string cfg = fmt::format(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n"
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n"
             "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n",
-            dir, port_);
+            data, port_);
         if (!cert.empty()) cfg += fmt::format("  tls:\n    certificate: {}\n    key: {}\n", cert, key);
+        if (!client_ca.empty()) cfg += fmt::format("    clientcas:\n      - {}\n", client_ca);
         if (!htpasswd.empty()) cfg += fmt::format("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", htpasswd);
         write_text(dir + "/config.yml", cfg);
         pid_t pid = ::fork();
@@ -765,6 +769,11 @@ protected:
         auto hp = run_command({"/usr/bin/htpasswd", "-Bbc", d + "/htpasswd", "berth", "s3cret"});
         ASSERT_EQ(hp.exit_code, 0) << hp.err;
         ca_ = d + "/ca.pem";
+        // A client certificate from the same CA, for the mutual TLS case.
+        ossl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=berth client", "-keyout", d + "/client.key",
+              "-out", d + "/client.csr"});
+        ossl({"x509", "-req", "-in", d + "/client.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
+              "-CAcreateserial", "-days", "2", "-out", d + "/client.pem"});
         ASSERT_TRUE(reg_.start(tmp_.path + "/reg", d + "/server.pem", d + "/server.key", d + "/htpasswd"))
             << read_text(tmp_.path + "/reg/registry.log");
         Layout layout(tmp_.path + "/layout");
@@ -813,6 +822,29 @@ TEST_F(TlsRegistry, BadCredentialsAreAClear401) {
     auto anon = store::pull_image(*images_, reg_.host() + "/berth/secret:v1", tls({}));
     ASSERT_FALSE(anon);
     EXPECT_HAS(anon.error().message(), ("HTTP 401"));
+}
+
+TEST_F(TlsRegistry, ClientCertificateForMutualTls) {
+    // A second registry over the same storage that wants a client certificate (and no htpasswd).
+    const std::string d = tmp_.path + "/pki";
+    Registry mtls;
+    ASSERT_TRUE(mtls.start(tmp_.path + "/mtls", d + "/server.pem", d + "/server.key", "", d + "/ca.pem",
+                           tmp_.path + "/reg/data"))
+        << read_text(tmp_.path + "/mtls/registry.log");
+    store::PullOptions opts;
+    image::RegistryHost h;
+    h.host = mtls.host();
+    h.ca_file = ca_;
+    opts.registries.hosts.push_back(h);
+    auto without = store::pull_image(*images_, mtls.host() + "/berth/secret:v1", opts);
+    ASSERT_FALSE(without);
+    EXPECT_HAS(without.error().message(), "https://" + mtls.host() + "/v2/berth/secret/manifests/v1");
+
+    opts.registries.hosts[0].cert_file = d + "/client.pem";
+    opts.registries.hosts[0].key_file = d + "/client.key";
+    auto with = store::pull_image(*images_, mtls.host() + "/berth/secret:v1", opts);
+    ASSERT_TRUE(with) << with.error().message();
+    expect_stacked_rootfs(*with);
 }
 
 TEST_F(TlsRegistry, UnknownCaIsRefused) {
