@@ -22,8 +22,8 @@ packages=(
   # with containerd), curl for containerd's Tasks.Update API, which ctr 1.6 has no command for
   podman containerd conmon curl
   # a real registry for tests/integration/registry_test.cpp: docker-registry, htpasswd (apache2-utils) for its
-  # basic auth, skopeo to push test images into it
-  docker-registry apache2-utils skopeo
+  # basic auth, skopeo to push test images into it, openssl to make its test CA and certificates
+  docker-registry apache2-utils skopeo openssl
   # bench/pull.sh: umoci (with skopeo) and containerd's ctr as the peers of `berthctl image pull`, GNU time for
   # peak RSS
   umoci time

@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "../unit/image_tar_builder.hpp"
@@ -116,15 +117,19 @@ struct Child {
 // docker-registry on 127.0.0.1:<port> storing into `dir`; with TLS and htpasswd when given.
 class Registry {
 public:
+    // `client_ca`: require client certificates signed by it. `data`: the storage directory (default dir/data;
+    // two registries may serve one storage).
     bool start(const std::string& dir, const std::string& cert = "", const std::string& key = "",
-               const std::string& htpasswd = "") {
+               const std::string& htpasswd = "", const std::string& client_ca = "", std::string data = "") {
+        if (data.empty()) data = dir + "/data";
         port_ = free_port();
         if (port_ < 0 || !mkdir_all(dir)) return false;
         std::string cfg = fmt::format(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n"
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n"
             "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n",
-            dir, port_);
+            data, port_);
         if (!cert.empty()) cfg += fmt::format("  tls:\n    certificate: {}\n    key: {}\n", cert, key);
+        if (!client_ca.empty()) cfg += fmt::format("    clientcas:\n      - {}\n", client_ca);
         if (!htpasswd.empty()) cfg += fmt::format("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", htpasswd);
         write_text(dir + "/config.yml", cfg);
         pid_t pid = ::fork();
@@ -177,7 +182,8 @@ public:
     // An image of `layers` (bottom first, each with its compression) for `arch`; returns the manifest descriptor
     // with its platform.
     Json image(const std::vector<std::pair<std::vector<TarMember>, LayerCompression>>& layers,
-               const std::string& arch = image::host_platform().architecture) {
+               const std::string& arch = image::host_platform().architecture,
+               const std::function<void(Json&)>& tweak_config = {}) {
         Json diff_ids = Json::array(), descs = Json::array();
         for (const auto& [members, comp] : layers) {
             std::string tar = image::testing::build_layer(members);
@@ -190,6 +196,7 @@ public:
                        {"os", "linux"},
                        {"config", Json::object()},
                        {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
+        if (tweak_config) tweak_config(config);
         Json manifest = {{"schemaVersion", 2},
                          {"mediaType", image::media_type::kOciManifest},
                          {"config", put(image::media_type::kOciConfig, config.dump())},
@@ -762,6 +769,11 @@ protected:
         auto hp = run_command({"/usr/bin/htpasswd", "-Bbc", d + "/htpasswd", "berth", "s3cret"});
         ASSERT_EQ(hp.exit_code, 0) << hp.err;
         ca_ = d + "/ca.pem";
+        // A client certificate from the same CA, for the mutual TLS case.
+        ossl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=berth client", "-keyout", d + "/client.key",
+              "-out", d + "/client.csr"});
+        ossl({"x509", "-req", "-in", d + "/client.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
+              "-CAcreateserial", "-days", "2", "-out", d + "/client.pem"});
         ASSERT_TRUE(reg_.start(tmp_.path + "/reg", d + "/server.pem", d + "/server.key", d + "/htpasswd"))
             << read_text(tmp_.path + "/reg/registry.log");
         Layout layout(tmp_.path + "/layout");
@@ -812,6 +824,29 @@ TEST_F(TlsRegistry, BadCredentialsAreAClear401) {
     EXPECT_HAS(anon.error().message(), ("HTTP 401"));
 }
 
+TEST_F(TlsRegistry, ClientCertificateForMutualTls) {
+    // A second registry over the same storage that wants a client certificate (and no htpasswd).
+    const std::string d = tmp_.path + "/pki";
+    Registry mtls;
+    ASSERT_TRUE(mtls.start(tmp_.path + "/mtls", d + "/server.pem", d + "/server.key", "", d + "/ca.pem",
+                           tmp_.path + "/reg/data"))
+        << read_text(tmp_.path + "/mtls/registry.log");
+    store::PullOptions opts;
+    image::RegistryHost h;
+    h.host = mtls.host();
+    h.ca_file = ca_;
+    opts.registries.hosts.push_back(h);
+    auto without = store::pull_image(*images_, mtls.host() + "/berth/secret:v1", opts);
+    ASSERT_FALSE(without);
+    EXPECT_HAS(without.error().message(), "https://" + mtls.host() + "/v2/berth/secret/manifests/v1");
+
+    opts.registries.hosts[0].cert_file = d + "/client.pem";
+    opts.registries.hosts[0].key_file = d + "/client.key";
+    auto with = store::pull_image(*images_, mtls.host() + "/berth/secret:v1", opts);
+    ASSERT_TRUE(with) << with.error().message();
+    expect_stacked_rootfs(*with);
+}
+
 TEST_F(TlsRegistry, UnknownCaIsRefused) {
     image::Credentials c;
     c.username = "berth";
@@ -840,6 +875,17 @@ protected:
         ASSERT_TRUE(server_->start());
     }
     std::string ref() const { return server_->host() + "/x:v1"; }
+
+    // Like serve(), with the config changed by `tweak`.
+    void serve_tweaked(TestServer::Knobs knobs, const std::function<void(Json&)>& tweak) {
+        layout_.emplace(tmp_.path + "/layout");
+        manifest_ = layout_->image(stacked_layers(), image::host_platform().architecture, tweak);
+        layout_->name(manifest_, "v1");
+        auto m = Json::parse(layout_->blobs().at(manifest_["digest"].get<std::string>()));
+        for (const auto& l : m["layers"]) layers_.push_back(l["digest"].get<std::string>());
+        server_.emplace(*layout_, manifests_of(*layout_, manifest_, "v1"), std::move(knobs));
+        ASSERT_TRUE(server_->start());
+    }
 
     // Like serve(), with a 1 MiB incompressible file in the bottom layer.
     void serve_big(TestServer::Knobs knobs) {
@@ -890,6 +936,21 @@ TEST_F(ServerPull, CorruptedBlobIsRefusedAndLeavesNothing) {
     ASSERT_TRUE(records);
     EXPECT_TRUE(records->empty());
     EXPECT_EQ(server_->blob_gets(layers_[1]), 1);  // a wrong digest is not retried
+}
+
+TEST_F(ServerPull, WrongDiffIdIsRefusedNamingBothDigests) {
+    const std::string wrong = image::Sha256::of("not the layer").string();
+    serve_tweaked({}, [&](Json& config) { config["rootfs"]["diff_ids"][0] = wrong; });
+    auto rec = store::pull_image(*images_, ref(), insecure(server_->host()));
+    ASSERT_FALSE(rec);
+    EXPECT_HAS(rec.error().message(), layers_[0]);
+    EXPECT_HAS(rec.error().message(), "not the diff_id " + wrong);
+    auto snaps = images_->snapshots().list();
+    ASSERT_TRUE(snaps);
+    EXPECT_TRUE(snaps->empty());
+    auto records = images_->records().list();
+    ASSERT_TRUE(records);
+    EXPECT_TRUE(records->empty());
 }
 
 TEST_F(ServerPull, DroppedConnectionResumesWithRange) {
