@@ -12,6 +12,8 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # image metadata (src/store)
   libsqlite3-dev
+  # berthd's configuration file (berth.toml), header-only
+  libtomlplusplus-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # test images and peer runtimes
