@@ -13,6 +13,8 @@
 #include <functional>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "common/fs.hpp"
 
 namespace berth::cri {
@@ -322,6 +324,41 @@ Result<DaemonConfig> load_config(const std::string& path, bool must_exist) {
     }));
     BERTH_TRY(validate_config(c, path));
     return c;
+}
+
+std::string config_json(const DaemonConfig& c) {
+    nlohmann::json runtimes = nlohmann::json::object();
+    for (const auto& [name, h] : c.handlers)
+        runtimes[name] = {{"path", h.path}, {"root", h.root}, {"sandboxed", h.sandboxed}};
+    nlohmann::json registries = nlohmann::json::object();
+    for (const auto& h : c.registries.hosts)
+        registries[h.host] = {{"mirrors", h.mirrors},
+                              {"insecure", h.insecure},
+                              {"ca_file", h.ca_file},
+                              {"cert_file", h.cert_file},
+                              {"key_file", h.key_file},
+                              {"username", h.credentials.username},
+                              {"credentials", !h.credentials.empty()}};
+    std::string_view clamp = c.oom_clamp == OomClamp::always  ? "always"
+                             : c.oom_clamp == OomClamp::never ? "never"
+                                                              : "auto";
+    nlohmann::json j = {
+        {"socket", c.socket_path},
+        {"root", c.root_dir},
+        {"state_dir", c.state_dir},
+        {"log_level", c.log_level},
+        {"monitor_path", c.monitor_path},
+        {"default_runtime", c.default_handler},
+        {"cgroup_driver", c.cgroup_driver},
+        {"cgroup_parent", c.cgroup_parent},
+        {"oom_clamp", clamp},
+        {"streaming_address", c.streaming_address},
+        {"pod_infra_command", c.pod_infra_command},
+        {"cni", {{"bin_dirs", c.cni_bin_dirs}, {"conf_dir", c.cni_conf_dir}}},
+        {"runtimes", std::move(runtimes)},
+        {"registries", std::move(registries)},
+    };
+    return j.dump();
 }
 
 }  // namespace berth::cri

@@ -53,4 +53,8 @@ struct DaemonConfig {
 // handler that exists, a host:port streaming address); `source` names where the values came from in errors.
 [[nodiscard]] Result<void> validate_config(const DaemonConfig& config, const std::string& source);
 
+// The configuration as JSON for Status(verbose) and people: every key as berth.toml names it. Registry secrets
+// (password, auth, tokens) are never shown, only whether a host has credentials.
+[[nodiscard]] std::string config_json(const DaemonConfig& config);
+
 }  // namespace berth::cri

@@ -248,6 +248,21 @@ TEST_F(BerthdImages, ConfigFileChoosesTheRootAndFlagsOverrideIt) {
     ASSERT_TRUE(daemon_->start(socket_, {"--config", config_, "--state-dir", dir_->path() + "/state"}))
         << daemon_->output();
     ASSERT_EQ(list().size(), 1u) << "the root named by the file is served";
+    {
+        // Status(verbose) shows the configuration berthd runs with.
+        auto runtime = v1::RuntimeService::NewStub(
+            grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()));
+        grpc::ClientContext ctx;
+        v1::StatusRequest req;
+        req.set_verbose(true);
+        v1::StatusResponse resp;
+        grpc::Status st = runtime->Status(&ctx, req, &resp);
+        ASSERT_TRUE(st.ok()) << st.error_message();
+        auto config = nlohmann::json::parse(resp.info().at("config"));
+        EXPECT_EQ(config.at("berthConfig").at("root"), file_root);
+        EXPECT_EQ(config.at("berthConfig").at("state_dir"), dir_->path() + "/state");
+        EXPECT_EQ(config.at("berthConfig").at("socket"), socket_);
+    }
     daemon_->terminate();
 
     // --root wins over the file: the empty root_ has no image.

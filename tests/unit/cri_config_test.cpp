@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/fs.hpp"
@@ -264,6 +265,39 @@ TEST_F(ConfigTest, ValidateChecksOverriddenValues) {
     EXPECT_FALSE(validate_config(*c, "flags"));
     c->log_level = "warn";
     EXPECT_TRUE(validate_config(*c, "flags"));
+}
+
+}  // namespace
+}  // namespace berth::cri
+
+namespace berth::cri {
+namespace {
+
+TEST_F(ConfigTest, JsonShowsEveryKeyButNoSecrets) {
+    auto c = load(R"(
+root = "/srv/b"
+oom_clamp = "always"
+[runtimes.crun]
+path = "/usr/bin/crun"
+[registries."r.local"]
+username = "u"
+password = "hunter2"
+[registries."t.local"]
+registry_token = "tok-secret"
+)");
+    ASSERT_TRUE(c) << c.error().message();
+    std::string text = config_json(*c);
+    auto j = nlohmann::json::parse(text);
+    EXPECT_EQ(j.at("root"), "/srv/b");
+    EXPECT_EQ(j.at("oom_clamp"), "always");
+    EXPECT_EQ(j.at("runtimes").at("crun").at("path"), "/usr/bin/crun");
+    EXPECT_EQ(j.at("runtimes").at("berth").at("path"), "");
+    EXPECT_EQ(j.at("registries").at("r.local").at("username"), "u");
+    EXPECT_EQ(j.at("registries").at("r.local").at("credentials"), true);
+    EXPECT_EQ(j.at("registries").at("t.local").at("credentials"), true);
+    EXPECT_EQ(j.at("cni").at("conf_dir"), "/etc/cni/net.d");
+    EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
+    EXPECT_EQ(text.find("tok-secret"), std::string::npos) << text;
 }
 
 }  // namespace
