@@ -176,8 +176,38 @@ grpc::Status ImageService::ImageStatus(grpc::ServerContext*, const v1::ImageStat
     return grpc::Status::OK;
 }
 
-grpc::Status ImageService::PullImage(grpc::ServerContext*, const v1::PullImageRequest*, v1::PullImageResponse*) {
-    return not_implemented("PullImage");
+grpc::Status ImageService::PullImage(grpc::ServerContext*, const v1::PullImageRequest* req,
+                                     v1::PullImageResponse* resp) {
+    const std::string& reference = req->image().image();
+    if (reference.empty())
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "berthd: PullImage: image.image is empty");
+    if (auto ref = image::ImageReference::parse(reference); !ref)
+        return error_status(grpc::StatusCode::INVALID_ARGUMENT, "PullImage: image.image", ref.error());
+
+    store::PullOptions options;
+    options.platform = image::host_platform();
+    options.registries = registries_;
+    // kubelet's pull secret for this image, in whichever form it came; server_address only says which registry
+    // it was meant for, which the reference already decides.
+    const v1::AuthConfig& auth = req->auth();
+    options.credentials.username = auth.username();
+    options.credentials.password = auth.password();
+    options.credentials.auth = auth.auth();
+    options.credentials.identity_token = auth.identity_token();
+    options.credentials.registry_token = auth.registry_token();
+
+    auto lease = borrow();
+    if (!lease) return internal("PullImage", lease.error());
+    Result<store::ImageRecord> rec = store::pull_image(***lease, reference, options);
+    if (!rec) {
+        log::warn("pull {}: {}", reference, rec.error().message());
+        return error_status(grpc::StatusCode::UNKNOWN, "PullImage", rec.error());
+    }
+    log::info("pulled {} as {}", reference, rec->id.string());
+    // The image id, as containerd answers (CRI-O answers a repo digest): the value Image.id and ContainerStatus's
+    // image_id carry, which kubelet hands back as CreateContainer's image.
+    resp->set_image_ref(rec->id.string());
+    return grpc::Status::OK;
 }
 
 grpc::Status ImageService::RemoveImage(grpc::ServerContext*, const v1::RemoveImageRequest* req,

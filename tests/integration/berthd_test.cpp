@@ -157,15 +157,6 @@ TEST_F(BerthdTest, UnimplementedRpcsSayWhichRpc) {
         EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
         EXPECT_EQ(st.error_message(), "berthd: StreamContainers is not implemented yet");
     }
-    {
-        grpc::ClientContext ctx;
-        v1::PullImageRequest req;
-        req.mutable_image()->set_image("busybox");
-        v1::PullImageResponse resp;
-        grpc::Status st = images()->PullImage(&ctx, req, &resp);
-        EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-        EXPECT_EQ(st.error_message(), "berthd: PullImage is not implemented yet");
-    }
 }
 
 TEST_F(BerthdTest, SocketHasMode0660) {
