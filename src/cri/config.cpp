@@ -315,6 +315,10 @@ Result<DaemonConfig> load_config(const std::string& path, bool must_exist) {
                  BERTH_ASSIGN(const toml::table* ht, r.table(node, key));
                  if (host.str().empty() || host.str().find('/') != std::string_view::npos)
                      return fail("{}: {}: not a registry host (\"host\" or \"host:port\")", path, key);
+                 // Pulls look hosts up by the normalized reference's domain, which never says index.docker.io.
+                 if (host.str() == "index.docker.io" || host.str() == "registry-1.docker.io")
+                     return fail("{}: {}: references name Docker Hub \"docker.io\": use [registries.\"docker.io\"]",
+                                 path, key);
                  image::RegistryHost h{.host = std::string(host.str())};
                  BERTH_TRY(read_registry(path, h.host, *ht, h));
                  c.registries.hosts.push_back(std::move(h));

@@ -244,6 +244,8 @@ TEST_F(ConfigTest, ValuesAreChecked) {
     EXPECT_CONTAINS(error_of("[registries.\"r\"]\npassword = \"p\""), "registries.r.password: set without a username");
     EXPECT_CONTAINS(error_of("[registries.\"r\"]\nusername = \"u\"\nauth = \"dTpw\""), "registries.r: auth and username");
     EXPECT_CONTAINS(error_of("[registries.\"r/x\"]\ninsecure = true"), "registries.\"r/x\": not a registry host");
+    EXPECT_CONTAINS(error_of("[registries.\"index.docker.io\"]\ninsecure = false"),
+                    "registries.\"index.docker.io\": references name Docker Hub \"docker.io\"");
 }
 
 TEST_F(ConfigTest, SyntaxErrorsGiveLineAndColumn) {
