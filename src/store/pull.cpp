@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -211,12 +212,20 @@ private:
         // Download, store and unpack in one pass.
         ByteQueue queue;
         Result<Digest> created = Digest();
+        std::atomic<bool> unpack_failed{false};
+        bool aborted_for_unpack = false;  // the download thread's own
         std::thread unpacker([&] {
             created = snaps.create(parent(i), diff_ids_[i], [&](std::span<std::byte> buf) { return queue.read(buf); });
+            if (!created) unpack_failed = true;
             queue.reader_done();
         });
         Result<void> stored = client_.fetch_blob(ref_.repository, l.digest, l.size,
                                                  [&](std::span<const std::byte> data) -> Result<void> {
+                                                     // A layer that cannot be unpacked is not worth the rest.
+                                                     if (unpack_failed) {
+                                                         aborted_for_unpack = true;
+                                                         return fail("unpacking failed");
+                                                     }
                                                      BERTH_TRY(writer->write(data));
                                                      queue.push(data);
                                                      progress(data.size());
@@ -225,6 +234,9 @@ private:
         if (stored) stored = writer->commit();
         queue.finish(stored ? std::nullopt : std::optional(Error(0, "the blob's download failed")));
         unpacker.join();
+        // When the download stopped because the unpack had failed, the unpack's error is the cause. (When the
+        // download failed first, e.g. a digest mismatch, the unpack's error is the consequence.)
+        if (aborted_for_unpack || (stored && !created)) return std::unexpected(std::move(created).error());
         BERTH_TRY(stored);
         BERTH_TRY(created);
         emit({PullEvent::Kind::layer_done, l.digest, l.size, l.size, false});

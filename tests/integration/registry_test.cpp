@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "../unit/image_tar_builder.hpp"
@@ -177,7 +178,8 @@ public:
     // An image of `layers` (bottom first, each with its compression) for `arch`; returns the manifest descriptor
     // with its platform.
     Json image(const std::vector<std::pair<std::vector<TarMember>, LayerCompression>>& layers,
-               const std::string& arch = image::host_platform().architecture) {
+               const std::string& arch = image::host_platform().architecture,
+               const std::function<void(Json&)>& tweak_config = {}) {
         Json diff_ids = Json::array(), descs = Json::array();
         for (const auto& [members, comp] : layers) {
             std::string tar = image::testing::build_layer(members);
@@ -190,6 +192,7 @@ public:
                        {"os", "linux"},
                        {"config", Json::object()},
                        {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
+        if (tweak_config) tweak_config(config);
         Json manifest = {{"schemaVersion", 2},
                          {"mediaType", image::media_type::kOciManifest},
                          {"config", put(image::media_type::kOciConfig, config.dump())},
@@ -251,7 +254,8 @@ public:
         int slow_ms = 0;              // sleep per 4 KiB chunk of a blob
         std::string bearer_token;     // when set: /v2/ requests need "Authorization: Bearer <it>"
         std::string token_user, token_password;  // /token needs these as basic auth
-        bool redirect_blobs = false;  // blobs answered with 307 to /storage/<digest>
+        bool redirect_blobs = false;  // blobs answered with 307 to http://localhost:<port>/storage/<digest>
+        std::string refresh_token;    // POST /token with grant_type=refresh_token needs this refresh_token
     };
 
     TestServer(const Layout& layout, std::map<std::string, std::pair<std::string, std::string>> manifests, Knobs k)
@@ -293,6 +297,11 @@ public:
     int token_requests() {
         std::lock_guard l(mu_);
         return tokens_;
+    }
+    // The Authorization headers blob storage (/storage/...) was sent.
+    std::vector<std::string> storage_auth() {
+        std::lock_guard l(mu_);
+        return storage_auth_;
     }
 
 private:
@@ -338,7 +347,10 @@ private:
             ssize_t n = ::recv(fd, buf, sizeof buf, 0);
             if (n <= 0) return;
             req.append(buf, static_cast<size_t>(n));
+            // A TLS ClientHello (an insecure client tries https first): hang up, as a plain HTTP server does.
+            if (!std::isupper(static_cast<unsigned char>(req[0]))) return;
         }
+        const size_t head_end = req.find("\r\n\r\n") + 4;
         std::string line = req.substr(0, req.find("\r\n"));
         std::string method = line.substr(0, line.find(' '));
         std::string path = line.substr(method.size() + 1);
@@ -357,6 +369,21 @@ private:
             {
                 std::lock_guard l(mu_);
                 ++tokens_;
+            }
+            if (method == "POST") {
+                // OAuth2 refresh_token grant: the form in the body.
+                size_t len = std::stoul(header("content-length").empty() ? "0" : header("content-length"));
+                while (req.size() < head_end + len) {
+                    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+                    if (n <= 0) return;
+                    req.append(buf, static_cast<size_t>(n));
+                }
+                std::string form = "&" + req.substr(head_end, len) + "&";
+                if (!form.contains("&grant_type=refresh_token&") ||
+                    !form.contains("&refresh_token=" + knobs_.refresh_token + "&") || !form.contains("&scope="))
+                    return respond(fd, 401, "", R"({"details":"bad refresh token"})");
+                return respond(fd, 200, "Content-Type: application/json\r\n",
+                               Json{{"access_token", knobs_.bearer_token}}.dump());
             }
             std::string want = "Basic " + base64(knobs_.token_user + ":" + knobs_.token_password);
             if (!knobs_.token_user.empty() && header("authorization") != want)
@@ -385,12 +412,16 @@ private:
         if (auto p = path.find("/blobs/"); p != std::string::npos) {
             digest = path.substr(p + 7);
             if (knobs_.redirect_blobs)
-                return respond(fd, 307, fmt::format("Location: http://{}/storage/{}\r\n", host(), digest), "");
+                return respond(fd, 307, fmt::format("Location: http://localhost:{}/storage/{}\r\n", port_, digest),
+                               "");
         } else if (path.starts_with("/storage/")) {
             digest = path.substr(9);
             from_storage = true;
         }
-        (void)from_storage;
+        if (from_storage) {
+            std::lock_guard l(mu_);
+            storage_auth_.push_back(header("authorization"));
+        }
         auto it = blobs_.find(digest);
         if (digest.empty() || it == blobs_.end())
             return respond(fd, 404, "Content-Type: application/json\r\n",
@@ -462,6 +493,7 @@ private:
     int ranges_ = 0;
     int tokens_ = 0;
     std::string last_auth_;
+    std::vector<std::string> storage_auth_;
 };
 
 // ---- fixture ----
@@ -597,13 +629,15 @@ TEST_F(RegistryPull, PullByDigestNamesTheImageByDigest) {
     layout.name(m, "v1");
     Registry reg;
     ASSERT_TRUE(reg.start(tmp_.path + "/reg"));
-    push(layout, "v1", reg.host() + "/berth/bydigest:v1");
-    // skopeo keeps an OCI manifest as it is, so the digest is the layout's.
-    const std::string ref = reg.host() + "/berth/bydigest@" + m["digest"].get<std::string>();
+    // skopeo rewrites the manifest (it compresses the uncompressed layer): the digest is what it pushed.
+    push(layout, "v1", reg.host() + "/berth/bydigest:v1", {"--digestfile", tmp_.path + "/pushed"});
+    const std::string pushed = trim(read_text(tmp_.path + "/pushed"));
+    ASSERT_TRUE(pushed.starts_with("sha256:")) << pushed;
+    const std::string ref = reg.host() + "/berth/bydigest@" + pushed;
     auto rec = store::pull_image(*images_, ref, insecure(reg.host()));
     ASSERT_TRUE(rec) << rec.error().message();
     EXPECT_EQ(rec->names, std::vector<std::string>{ref});
-    EXPECT_EQ(rec->manifest_digest.string(), m["digest"].get<std::string>());
+    EXPECT_EQ(rec->manifest_digest.string(), pushed);
     expect_stacked_rootfs(*rec);
 
     // A digest the registry does not have: the error names the URL, the status and the registry's code.
@@ -810,6 +844,37 @@ protected:
     }
     std::string ref() const { return server_->host() + "/x:v1"; }
 
+    // Like serve(), with the config changed by `tweak`.
+    void serve_tweaked(TestServer::Knobs knobs, const std::function<void(Json&)>& tweak) {
+        layout_.emplace(tmp_.path + "/layout");
+        manifest_ = layout_->image(stacked_layers(), image::host_platform().architecture, tweak);
+        layout_->name(manifest_, "v1");
+        auto m = Json::parse(layout_->blobs().at(manifest_["digest"].get<std::string>()));
+        for (const auto& l : m["layers"]) layers_.push_back(l["digest"].get<std::string>());
+        server_.emplace(*layout_, manifests_of(*layout_, manifest_, "v1"), std::move(knobs));
+        ASSERT_TRUE(server_->start());
+    }
+
+    // Like serve(), with a 1 MiB incompressible file in the bottom layer.
+    void serve_big(TestServer::Knobs knobs) {
+        layout_.emplace(tmp_.path + "/layout");
+        auto layers = stacked_layers();
+        std::string big(1 << 20, '\0');
+        uint64_t x = 88172645463325252ull;
+        for (auto& ch : big) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            ch = static_cast<char>(x);
+        }
+        layers[0].first.push_back(image::testing::file("big", big));
+        manifest_ = layout_->image(layers);
+        layout_->name(manifest_, "v1");
+        auto m = Json::parse(layout_->blobs().at(manifest_["digest"].get<std::string>()));
+        for (const auto& l : m["layers"]) layers_.push_back(l["digest"].get<std::string>());
+        config_ = m["config"]["digest"].get<std::string>();
+        server_.emplace(*layout_, manifests_of(*layout_, manifest_, "v1"), std::move(knobs));
+        ASSERT_TRUE(server_->start());
+    }
+
     std::optional<Layout> layout_;
     Json manifest_;
     std::vector<std::string> layers_;
@@ -839,6 +904,21 @@ TEST_F(ServerPull, CorruptedBlobIsRefusedAndLeavesNothing) {
     ASSERT_TRUE(records);
     EXPECT_TRUE(records->empty());
     EXPECT_EQ(server_->blob_gets(layers_[1]), 1);  // a wrong digest is not retried
+}
+
+TEST_F(ServerPull, WrongDiffIdIsRefusedNamingBothDigests) {
+    const std::string wrong = image::Sha256::of("not the layer").string();
+    serve_tweaked({}, [&](Json& config) { config["rootfs"]["diff_ids"][0] = wrong; });
+    auto rec = store::pull_image(*images_, ref(), insecure(server_->host()));
+    ASSERT_FALSE(rec);
+    EXPECT_HAS(rec.error().message(), layers_[0]);
+    EXPECT_HAS(rec.error().message(), "not the diff_id " + wrong);
+    auto snaps = images_->snapshots().list();
+    ASSERT_TRUE(snaps);
+    EXPECT_TRUE(snaps->empty());
+    auto records = images_->records().list();
+    ASSERT_TRUE(records);
+    EXPECT_TRUE(records->empty());
 }
 
 TEST_F(ServerPull, DroppedConnectionResumesWithRange) {
@@ -934,19 +1014,44 @@ TEST_F(ServerPull, RegistryTokenIsSentAsBearer) {
     EXPECT_EQ(server_->token_requests(), 0);
 }
 
-TEST_F(ServerPull, RedirectedBlobs) {
+TEST_F(ServerPull, RedirectedBlobsGetNoAuthorizationOnAnotherHost) {
     TestServer::Knobs k;
-    k.redirect_blobs = true;
+    k.redirect_blobs = true;  // to localhost:<port>, another authority than 127.0.0.1:<port>
+    k.bearer_token = "secret-token";
     serve(k);
     auto rec = store::pull_image(*images_, ref(), insecure(server_->host()));
     ASSERT_TRUE(rec) << rec.error().message();
     expect_stacked_rootfs(*rec);
+    auto auths = server_->storage_auth();
+    EXPECT_EQ(auths.size(), 4u);  // config + 3 layers, all through the redirect
+    for (const auto& a : auths) EXPECT_EQ(a, "");
+}
+
+TEST_F(ServerPull, IdentityTokenIsExchangedWithRefreshTokenGrant) {
+    TestServer::Knobs k;
+    k.bearer_token = "access-1";
+    k.refresh_token = "refresh-xyz";
+    serve(k);
+    image::Credentials c;
+    c.identity_token = "refresh-xyz";
+    auto opts = insecure(server_->host());
+    opts.credentials = c;
+    auto rec = store::pull_image(*images_, ref(), opts);
+    ASSERT_TRUE(rec) << rec.error().message();
+    EXPECT_EQ(server_->token_requests(), 1);
+
+    c.identity_token = "stale";
+    opts.credentials = c;
+    auto bad = store::pull_image(*images_, ref(), opts);
+    ASSERT_FALSE(bad);
+    EXPECT_HAS(bad.error().message(), "token request POST http://" + server_->host() + "/token");
+    EXPECT_HAS(bad.error().message(), "bad refresh token");
 }
 
 TEST_F(ServerPull, KilledPullRunsAgainAndLeavesNoOrphans) {
     TestServer::Knobs k;
-    k.slow_ms = 20;  // a few KiB per layer: the child is killed while downloading
-    serve(k);
+    k.slow_ms = 4;  // 256 chunks of 4 KiB: about a second for the big layer
+    serve_big(k);
     int p[2];
     ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
     const std::string root = tmp_.path + "/store";
@@ -975,8 +1080,12 @@ TEST_F(ServerPull, KilledPullRunsAgainAndLeavesNoOrphans) {
     ASSERT_EQ(::read(p[0], &c, 1), 1);
     ::close(p[0]);
     ::kill(child.pid, SIGKILL);
-    ::waitpid(child.pid, nullptr, 0);
+    int status = 0;
+    ::waitpid(child.pid, &status, 0);
     child.pid = -1;
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the pull ended before it was killed";
+    // Killed midway: the big layer is not in the store.
+    EXPECT_FALSE(images_->content().exists(*image::Digest::parse(layers_[0])));
 
     auto again = store::Images::open(root);
     ASSERT_TRUE(again) << again.error().message();
