@@ -26,6 +26,9 @@ packages=(
   # a real registry for tests/integration/registry_test.cpp: docker-registry, htpasswd (apache2-utils) for its
   # basic auth, skopeo to push test images into it
   docker-registry apache2-utils skopeo
+  # bench/pull.sh: umoci (with skopeo) and containerd's ctr as the peers of `berthctl image pull`, GNU time for
+  # peak RSS
+  umoci time
 )
 
 missing=()
