@@ -160,8 +160,11 @@ Result<void> read_registry(const std::string& file, const std::string& host, con
              BERTH_ASSIGN(h.mirrors, r.strings(n, k));
              for (size_t i = 0; i < h.mirrors.size(); ++i) {
                  const std::string& m = h.mirrors[i];
-                 if (!m.starts_with("http://") && !m.starts_with("https://"))
-                     return fail("{}: {}[{}]: \"{}\" is not an http:// or https:// URL", file, k, i, m);
+                 // "host:port" alone means https (docs/registries.md); any other scheme is a mistake.
+                 size_t scheme = m.find("://");
+                 bool bad_scheme = scheme != std::string::npos && !m.starts_with("http://") && !m.starts_with("https://");
+                 if (m.empty() || bad_scheme || m.starts_with("://"))
+                     return fail("{}: {}[{}]: \"{}\" is not an http:// or https:// URL (or host:port)", file, k, i, m);
              }
              return {};
          }},
@@ -178,8 +181,9 @@ Result<void> read_registry(const std::string& file, const std::string& host, con
         {"identity_token", str(h.credentials.identity_token)},
         {"registry_token", str(h.credentials.registry_token)},
     }));
-    if (h.cert_file.empty() != h.key_file.empty())
-        return fail("{}: {}: cert_file and key_file go together (a client certificate needs its key)", file, prefix);
+    // key_file may stay empty when cert_file holds the key too.
+    if (!h.key_file.empty() && h.cert_file.empty())
+        return fail("{}: {}: key_file without cert_file (a client key needs its certificate)", file, prefix);
     const auto& c = h.credentials;
     if (!c.password.empty() && c.username.empty())
         return fail("{}: {}.password: set without a username", file, prefix);

@@ -161,6 +161,13 @@ registry_token = "rt"
     EXPECT_TRUE(other.credentials.empty());
 }
 
+TEST_F(ConfigTest, SchemelessMirrorAndCertWithItsKeyAreAccepted) {
+    auto c = load("[registries.\"r\"]\nmirrors = [\"mirror.local:5000\"]\ncert_file = \"/both.pem\"\n");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->registries.for_host("r").mirrors, std::vector<std::string>{"mirror.local:5000"});
+    EXPECT_EQ(c->registries.for_host("r").cert_file, "/both.pem");
+}
+
 TEST_F(ConfigTest, OomClampValues) {
     EXPECT_EQ(load("oom_clamp = \"auto\"")->oom_clamp, OomClamp::automatic);
     EXPECT_EQ(load("oom_clamp = \"always\"")->oom_clamp, OomClamp::always);
@@ -238,9 +245,10 @@ TEST_F(ConfigTest, ValuesAreChecked) {
     EXPECT_CONTAINS(error_of("streaming_address = \"localhost\""), "streaming_address: \"localhost\" is not host:port");
     EXPECT_CONTAINS(error_of("streaming_address = \"::1:10\""), "streaming_address:");
     EXPECT_CONTAINS(error_of("streaming_address = \"h:70000\""), "streaming_address:");
-    EXPECT_CONTAINS(error_of("[registries.\"r\"]\nmirrors = [\"m.example\"]"),
-                    "registries.r.mirrors[0]: \"m.example\" is not an http:// or https:// URL");
-    EXPECT_CONTAINS(error_of("[registries.\"r\"]\ncert_file = \"/c.pem\""), "registries.r: cert_file and key_file");
+    EXPECT_CONTAINS(error_of("[registries.\"r\"]\nmirrors = [\"ftp://m.example\"]"),
+                    "registries.r.mirrors[0]: \"ftp://m.example\" is not an http:// or https:// URL");
+    EXPECT_CONTAINS(error_of("[registries.\"r\"]\nmirrors = [\"\"]"), "registries.r.mirrors[0]: \"\"");
+    EXPECT_CONTAINS(error_of("[registries.\"r\"]\nkey_file = \"/k.pem\""), "registries.r: key_file without cert_file");
     EXPECT_CONTAINS(error_of("[registries.\"r\"]\npassword = \"p\""), "registries.r.password: set without a username");
     EXPECT_CONTAINS(error_of("[registries.\"r\"]\nusername = \"u\"\nauth = \"dTpw\""), "registries.r: auth and username");
     EXPECT_CONTAINS(error_of("[registries.\"r/x\"]\ninsecure = true"), "registries.\"r/x\": not a registry host");
