@@ -11,9 +11,8 @@
 #include <cerrno>
 #include <charconv>
 #include <functional>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "common/fs.hpp"
 
@@ -120,23 +119,25 @@ private:
     std::string prefix_;
 };
 
-Result<void> read_runtime(const std::string& file, const std::string& name, const toml::table& t,
-                          RuntimeHandler& h) {
+Result<void> read_runtime(const std::string& file, const std::string& name, const toml::table& t, RuntimeHandler& h) {
     TableReader r(file, join_key("runtimes", name));
     return r.read(t, {
-        {"path", [&](const toml::node& n, const std::string& k) -> Result<void> {
-             BERTH_ASSIGN(h.path, r.path(n, k, true));
-             return {};
-         }},
-        {"root", [&](const toml::node& n, const std::string& k) -> Result<void> {
-             BERTH_ASSIGN(h.root, r.path(n, k, true));
-             return {};
-         }},
-        {"sandboxed", [&](const toml::node& n, const std::string& k) -> Result<void> {
-             BERTH_ASSIGN(h.sandboxed, r.boolean(n, k));
-             return {};
-         }},
-    });
+                         {"path",
+                          [&](const toml::node& n, const std::string& k) -> Result<void> {
+                              BERTH_ASSIGN(h.path, r.path(n, k, true));
+                              return {};
+                          }},
+                         {"root",
+                          [&](const toml::node& n, const std::string& k) -> Result<void> {
+                              BERTH_ASSIGN(h.root, r.path(n, k, true));
+                              return {};
+                          }},
+                         {"sandboxed",
+                          [&](const toml::node& n, const std::string& k) -> Result<void> {
+                              BERTH_ASSIGN(h.sandboxed, r.boolean(n, k));
+                              return {};
+                          }},
+                     });
 }
 
 Result<void> read_registry(const std::string& file, const std::string& host, const toml::table& t,
@@ -156,37 +157,42 @@ Result<void> read_registry(const std::string& file, const std::string& host, con
         };
     };
     BERTH_TRY(r.read(t, {
-        {"mirrors", [&](const toml::node& n, const std::string& k) -> Result<void> {
-             BERTH_ASSIGN(h.mirrors, r.strings(n, k));
-             for (size_t i = 0; i < h.mirrors.size(); ++i) {
-                 const std::string& m = h.mirrors[i];
-                 // "host:port" alone means https (docs/registries.md); any other scheme is a mistake.
-                 size_t scheme = m.find("://");
-                 bool bad_scheme = scheme != std::string::npos && !m.starts_with("http://") && !m.starts_with("https://");
-                 if (m.empty() || bad_scheme || m.starts_with("://"))
-                     return fail("{}: {}[{}]: \"{}\" is not an http:// or https:// URL (or host:port)", file, k, i, m);
-             }
-             return {};
-         }},
-        {"insecure", [&](const toml::node& n, const std::string& k) -> Result<void> {
-             BERTH_ASSIGN(h.insecure, r.boolean(n, k));
-             return {};
-         }},
-        {"ca_file", file_key(h.ca_file)},
-        {"cert_file", file_key(h.cert_file)},
-        {"key_file", file_key(h.key_file)},
-        {"username", str(h.credentials.username)},
-        {"password", str(h.credentials.password)},
-        {"auth", str(h.credentials.auth)},
-        {"identity_token", str(h.credentials.identity_token)},
-        {"registry_token", str(h.credentials.registry_token)},
-    }));
+                            {"mirrors",
+                             [&](const toml::node& n, const std::string& k) -> Result<void> {
+                                 BERTH_ASSIGN(h.mirrors, r.strings(n, k));
+                                 for (size_t i = 0; i < h.mirrors.size(); ++i) {
+                                     const std::string& m = h.mirrors[i];
+                                     // "host:port" alone means https (docs/registries.md); any other scheme is a
+                                     // mistake.
+                                     size_t scheme = m.find("://");
+                                     bool bad_scheme = scheme != std::string::npos && !m.starts_with("http://") &&
+                                                       !m.starts_with("https://");
+                                     if (m.empty() || bad_scheme || m.starts_with("://"))
+                                         return fail(
+                                             "{}: {}[{}]: \"{}\" is not an http:// or https:// URL (or host:port)",
+                                             file, k, i, m);
+                                 }
+                                 return {};
+                             }},
+                            {"insecure",
+                             [&](const toml::node& n, const std::string& k) -> Result<void> {
+                                 BERTH_ASSIGN(h.insecure, r.boolean(n, k));
+                                 return {};
+                             }},
+                            {"ca_file", file_key(h.ca_file)},
+                            {"cert_file", file_key(h.cert_file)},
+                            {"key_file", file_key(h.key_file)},
+                            {"username", str(h.credentials.username)},
+                            {"password", str(h.credentials.password)},
+                            {"auth", str(h.credentials.auth)},
+                            {"identity_token", str(h.credentials.identity_token)},
+                            {"registry_token", str(h.credentials.registry_token)},
+                        }));
     // key_file may stay empty when cert_file holds the key too.
     if (!h.key_file.empty() && h.cert_file.empty())
         return fail("{}: {}: key_file without cert_file (a client key needs its certificate)", file, prefix);
     const auto& c = h.credentials;
-    if (!c.password.empty() && c.username.empty())
-        return fail("{}: {}.password: set without a username", file, prefix);
+    if (!c.password.empty() && c.username.empty()) return fail("{}: {}.password: set without a username", file, prefix);
     if (!c.auth.empty() && !c.username.empty())
         return fail("{}: {}: auth and username/password are two forms of the same credentials: set one", file, prefix);
     return {};
@@ -225,12 +231,13 @@ Result<void> validate_config(const DaemonConfig& c, const std::string& source) {
         return fail("{}: cgroup_parent: \"{}\" must be an absolute cgroup path other than the root", source,
                     c.cgroup_parent);
     if (!c.handlers.contains(c.default_handler))
-        return fail("{}: default_runtime: \"{}\" names no runtime (no [runtimes.{}] table)", source,
-                    c.default_handler, key_text(c.default_handler));
+        return fail("{}: default_runtime: \"{}\" names no runtime (no [runtimes.{}] table)", source, c.default_handler,
+                    key_text(c.default_handler));
     if (auto it = c.handlers.find("berth"); it != c.handlers.end() && !it->second.path.empty())
-        return fail("{}: runtimes.berth.path: \"berth\" is the built-in runtime; give an external binary a handler "
-                    "of its own name",
-                    source);
+        return fail(
+            "{}: runtimes.berth.path: \"berth\" is the built-in runtime; give an external binary a handler "
+            "of its own name",
+            source);
     if (!valid_host_port(c.streaming_address))
         return fail("{}: streaming_address: \"{}\" is not host:port (a numeric port, IPv6 hosts in [])", source,
                     c.streaming_address);
@@ -267,69 +274,82 @@ Result<DaemonConfig> load_config(const std::string& path, bool must_exist) {
             return {};
         };
     };
-    BERTH_TRY(r.read(root, {
-        {"socket", abs_path(c.socket_path, false)},
-        {"root", abs_path(c.root_dir, false)},
-        {"state_dir", abs_path(c.state_dir, false)},
-        {"monitor_path", abs_path(c.monitor_path, true)},
-        {"log_level", str(c.log_level)},
-        {"default_runtime", str(c.default_handler)},
-        {"cgroup_driver", str(c.cgroup_driver)},
-        {"cgroup_parent", str(c.cgroup_parent)},
-        {"streaming_address", str(c.streaming_address)},
-        {"pod_infra_command", str(c.pod_infra_command)},
-        {"oom_clamp", [&](const toml::node& n, const std::string& k) -> Result<void> {
-             BERTH_ASSIGN(std::string v, r.string(n, k));
-             if (v == "auto") c.oom_clamp = OomClamp::automatic;
-             else if (v == "always") c.oom_clamp = OomClamp::always;
-             else if (v == "never") c.oom_clamp = OomClamp::never;
-             else return fail("{}: {}: \"{}\" is not one of auto, always, never", path, k, v);
-             return {};
-         }},
-        {"cni", [&](const toml::node& n, const std::string& k) -> Result<void> {
-             BERTH_ASSIGN(const toml::table* t, r.table(n, k));
-             TableReader cni(path, "cni");
-             return cni.read(*t, {
-                 {"bin_dirs", [&](const toml::node& v, const std::string& key) -> Result<void> {
-                      BERTH_ASSIGN(c.cni_bin_dirs, cni.paths(v, key));
-                      return {};
-                  }},
-                 {"conf_dir", [&](const toml::node& v, const std::string& key) -> Result<void> {
-                      BERTH_ASSIGN(c.cni_conf_dir, cni.path(v, key));
-                      return {};
-                  }},
-             });
-         }},
-        {"runtimes", [&](const toml::node& n, const std::string& k) -> Result<void> {
-             BERTH_ASSIGN(const toml::table* t, r.table(n, k));
-             for (const auto& [name, node] : *t) {
-                 std::string key = join_key("runtimes", name.str());
-                 BERTH_ASSIGN(const toml::table* ht, r.table(node, key));
-                 if (name.str().empty()) return fail("{}: {}: a runtime needs a name", path, key);
-                 RuntimeHandler h{.name = std::string(name.str())};
-                 BERTH_TRY(read_runtime(path, h.name, *ht, h));
-                 c.handlers[h.name] = std::move(h);
-             }
-             return {};
-         }},
-        {"registries", [&](const toml::node& n, const std::string& k) -> Result<void> {
-             BERTH_ASSIGN(const toml::table* t, r.table(n, k));
-             for (const auto& [host, node] : *t) {
-                 std::string key = join_key("registries", host.str());
-                 BERTH_ASSIGN(const toml::table* ht, r.table(node, key));
-                 if (host.str().empty() || host.str().find('/') != std::string_view::npos)
-                     return fail("{}: {}: not a registry host (\"host\" or \"host:port\")", path, key);
-                 // Pulls look hosts up by the normalized reference's domain, which never says index.docker.io.
-                 if (host.str() == "index.docker.io" || host.str() == "registry-1.docker.io")
-                     return fail("{}: {}: references name Docker Hub \"docker.io\": use [registries.\"docker.io\"]",
-                                 path, key);
-                 image::RegistryHost h{.host = std::string(host.str())};
-                 BERTH_TRY(read_registry(path, h.host, *ht, h));
-                 c.registries.hosts.push_back(std::move(h));
-             }
-             return {};
-         }},
-    }));
+    BERTH_TRY(r.read(
+        root, {
+                  {"socket", abs_path(c.socket_path, false)},
+                  {"root", abs_path(c.root_dir, false)},
+                  {"state_dir", abs_path(c.state_dir, false)},
+                  {"monitor_path", abs_path(c.monitor_path, true)},
+                  {"log_level", str(c.log_level)},
+                  {"default_runtime", str(c.default_handler)},
+                  {"cgroup_driver", str(c.cgroup_driver)},
+                  {"cgroup_parent", str(c.cgroup_parent)},
+                  {"streaming_address", str(c.streaming_address)},
+                  {"pod_infra_command", str(c.pod_infra_command)},
+                  {"oom_clamp",
+                   [&](const toml::node& n, const std::string& k) -> Result<void> {
+                       BERTH_ASSIGN(std::string v, r.string(n, k));
+                       if (v == "auto")
+                           c.oom_clamp = OomClamp::automatic;
+                       else if (v == "always")
+                           c.oom_clamp = OomClamp::always;
+                       else if (v == "never")
+                           c.oom_clamp = OomClamp::never;
+                       else
+                           return fail("{}: {}: \"{}\" is not one of auto, always, never", path, k, v);
+                       return {};
+                   }},
+                  {"cni",
+                   [&](const toml::node& n, const std::string& k) -> Result<void> {
+                       BERTH_ASSIGN(const toml::table* t, r.table(n, k));
+                       TableReader cni(path, "cni");
+                       return cni.read(*t, {
+                                               {"bin_dirs",
+                                                [&](const toml::node& v, const std::string& key) -> Result<void> {
+                                                    BERTH_ASSIGN(c.cni_bin_dirs, cni.paths(v, key));
+                                                    return {};
+                                                }},
+                                               {"conf_dir",
+                                                [&](const toml::node& v, const std::string& key) -> Result<void> {
+                                                    BERTH_ASSIGN(c.cni_conf_dir, cni.path(v, key));
+                                                    return {};
+                                                }},
+                                           });
+                   }},
+                  {"runtimes",
+                   [&](const toml::node& n, const std::string& k) -> Result<void> {
+                       BERTH_ASSIGN(const toml::table* t, r.table(n, k));
+                       for (const auto& [name, node] : *t) {
+                           std::string key = join_key("runtimes", name.str());
+                           BERTH_ASSIGN(const toml::table* ht, r.table(node, key));
+                           if (name.str().empty()) return fail("{}: {}: a runtime needs a name", path, key);
+                           RuntimeHandler h{.name = std::string(name.str())};
+                           BERTH_TRY(read_runtime(path, h.name, *ht, h));
+                           c.handlers[h.name] = std::move(h);
+                       }
+                       return {};
+                   }},
+                  {"registries",
+                   [&](const toml::node& n, const std::string& k) -> Result<void> {
+                       BERTH_ASSIGN(const toml::table* t, r.table(n, k));
+                       for (const auto& [host, node] : *t) {
+                           std::string key = join_key("registries", host.str());
+                           BERTH_ASSIGN(const toml::table* ht, r.table(node, key));
+                           if (host.str().empty() || host.str().find('/') != std::string_view::npos)
+                               return fail("{}: {}: not a registry host (\"host\" or \"host:port\")", path, key);
+                           // Pulls look hosts up by the normalized reference's domain, which never says
+                           // index.docker.io.
+                           if (host.str() == "index.docker.io" || host.str() == "registry-1.docker.io")
+                               return fail(
+                                   "{}: {}: references name Docker Hub \"docker.io\": use [registries.\"docker.io\"]",
+                                   path, key);
+                           image::RegistryHost h{.host = std::string(host.str())};
+                           BERTH_TRY(read_registry(path, h.host, *ht, h));
+                           c.registries.hosts.push_back(std::move(h));
+                       }
+                       return {};
+                   }},
+              }));
     BERTH_TRY(validate_config(c, path));
     return c;
 }

@@ -141,8 +141,10 @@ grpc::Status ImageService::StreamImages(grpc::ServerContext*, const v1::StreamIm
     constexpr size_t kBatch = 256;
     for (size_t i = 0; i < records->size(); i += kBatch) {
         v1::StreamImagesResponse batch;
-        for (size_t j = i; j < std::min(records->size(), i + kBatch); ++j) fill_image((*records)[j], batch.add_images());
-        if (!writer->Write(batch)) return grpc::Status(grpc::StatusCode::CANCELLED, "berthd: StreamImages: client gone");
+        for (size_t j = i; j < std::min(records->size(), i + kBatch); ++j)
+            fill_image((*records)[j], batch.add_images());
+        if (!writer->Write(batch))
+            return grpc::Status(grpc::StatusCode::CANCELLED, "berthd: StreamImages: client gone");
     }
     return grpc::Status::OK;
 }

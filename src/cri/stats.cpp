@@ -96,7 +96,8 @@ Result<bool> fill_cgroup_usage(const cgroups::CgroupLayout& layout, const std::s
                 swap->set_timestamp(ts);
                 swap->mutable_swap_usage_bytes()->set_value(swap_used);
                 if (swap_limit > 0)
-                    swap->mutable_swap_available_bytes()->set_value(swap_limit > swap_used ? swap_limit - swap_used : 0);
+                    swap->mutable_swap_available_bytes()->set_value(swap_limit > swap_used ? swap_limit - swap_used
+                                                                                           : 0);
             }
         }
     }
@@ -107,8 +108,7 @@ Result<bool> fill_cgroup_usage(const cgroups::CgroupLayout& layout, const std::s
     return true;
 }
 
-Result<void> walk(int dfd, const std::string& path, dev_t dev, std::set<std::pair<dev_t, ino_t>>& links,
-                  DiskUsage& u) {
+Result<void> walk(int dfd, const std::string& path, dev_t dev, std::set<std::pair<dev_t, ino_t>>& links, DiskUsage& u) {
     DIR* d = ::fdopendir(dfd);
     if (!d) {
         ::close(dfd);

@@ -24,8 +24,8 @@ struct ContainerStatsSource {
     std::map<std::string, std::string> annotations;
     // The container's cgroup as its OCI config's linux.cgroupsPath names it.
     std::string cgroups_path;
-    std::string writable_layer_dir;  // the overlay upperdir: its used bytes and inodes
-    std::string image_fs_mountpoint; // the file system the writable layer lives on
+    std::string writable_layer_dir;   // the overlay upperdir: its used bytes and inodes
+    std::string image_fs_mountpoint;  // the file system the writable layer lives on
 };
 
 struct PodStatsSource {

@@ -67,8 +67,7 @@ protected:
     }
 
     std::unique_ptr<v1::ImageService::Stub> images() {
-        return v1::ImageService::NewStub(
-            grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()));
+        return v1::ImageService::NewStub(grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()));
     }
 
     std::vector<v1::Image> list(const std::string& filter = "") {
@@ -154,9 +153,9 @@ TEST_F(BerthdImages, ImageStatusByEveryKindOfNameAndVerboseInfo) {
     ASSERT_TRUE(rec.id.valid());
     start_daemon();
 
-    for (const std::string& key : {std::string(kBusybox), std::string("localhost/berth/busybox"), rec.id.string(),
-                                   rec.id.hex().substr(0, 12),
-                                   "localhost/berth/busybox@" + rec.manifest_digest.string()}) {
+    for (const std::string& key :
+         {std::string(kBusybox), std::string("localhost/berth/busybox"), rec.id.string(), rec.id.hex().substr(0, 12),
+          "localhost/berth/busybox@" + rec.manifest_digest.string()}) {
         auto resp = status(key);
         ASSERT_TRUE(resp.has_image()) << key;
         EXPECT_EQ(resp.image().id(), rec.id.string()) << key;
@@ -211,7 +210,8 @@ TEST_F(BerthdImages, RemoveImageFreesItsContentAndIsIdempotent) {
     ASSERT_EQ(before.image_filesystems_size(), 1);
     ASSERT_EQ(after.image_filesystems_size(), 1);
     uint64_t busybox = std::filesystem::file_size("/bin/busybox");
-    EXPECT_GE(before.image_filesystems(0).used_bytes().value(), after.image_filesystems(0).used_bytes().value() + busybox);
+    EXPECT_GE(before.image_filesystems(0).used_bytes().value(),
+              after.image_filesystems(0).used_bytes().value() + busybox);
     EXPECT_GT(before.image_filesystems(0).inodes_used().value(), after.image_filesystems(0).inodes_used().value());
 }
 
@@ -250,8 +250,8 @@ TEST_F(BerthdImages, ConfigFileChoosesTheRootAndFlagsOverrideIt) {
     ASSERT_EQ(list().size(), 1u) << "the root named by the file is served";
     {
         // Status(verbose) shows the configuration berthd runs with.
-        auto runtime = v1::RuntimeService::NewStub(
-            grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()));
+        auto runtime =
+            v1::RuntimeService::NewStub(grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()));
         grpc::ClientContext ctx;
         v1::StatusRequest req;
         req.set_verbose(true);

@@ -117,7 +117,8 @@ protected:
                                          ::testing::UnitTest::GetInstance()->current_test_info()->name());
         socket_ = dir_->path() + "/run/berth.sock";
         layout_ = dir_->path() + "/layout";
-        auto made = run_command({"/bin/bash", BERTH_SOURCE_DIR "/scripts/make-oci-busybox.sh", "--name", "v1", layout_});
+        auto made =
+            run_command({"/bin/bash", BERTH_SOURCE_DIR "/scripts/make-oci-busybox.sh", "--name", "v1", layout_});
         ASSERT_EQ(made.exit_code, 0) << made.err;
     }
     void TearDown() override {
@@ -138,8 +139,8 @@ protected:
     void start_daemon(const std::string& config) {
         std::ofstream(dir_->path() + "/berth.toml") << config;
         daemon_ = std::make_unique<BerthdProcess>();
-        ASSERT_TRUE(daemon_->start(socket_, {"--config", dir_->path() + "/berth.toml", "--root",
-                                             dir_->path() + "/root", "--state-dir", dir_->path() + "/state"}))
+        ASSERT_TRUE(daemon_->start(socket_, {"--config", dir_->path() + "/berth.toml", "--root", dir_->path() + "/root",
+                                             "--state-dir", dir_->path() + "/state"}))
             << daemon_->output();
     }
 

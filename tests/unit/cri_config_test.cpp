@@ -172,7 +172,8 @@ TEST_F(ConfigTest, OomClampValues) {
     EXPECT_EQ(load("oom_clamp = \"auto\"")->oom_clamp, OomClamp::automatic);
     EXPECT_EQ(load("oom_clamp = \"always\"")->oom_clamp, OomClamp::always);
     EXPECT_EQ(load("oom_clamp = \"never\"")->oom_clamp, OomClamp::never);
-    EXPECT_CONTAINS(error_of("oom_clamp = \"sometimes\""), "oom_clamp: \"sometimes\" is not one of auto, always, never");
+    EXPECT_CONTAINS(error_of("oom_clamp = \"sometimes\""),
+                    "oom_clamp: \"sometimes\" is not one of auto, always, never");
 }
 
 TEST_F(ConfigTest, TheShippedExampleLoads) {
@@ -228,14 +229,16 @@ TEST_F(ConfigTest, PathsMustBeAbsolute) {
     EXPECT_CONTAINS(error_of("[runtimes.crun]\npath = \"crun\""),
                     path_ + ": runtimes.crun.path: \"crun\" is not an absolute path");
     EXPECT_CONTAINS(error_of("[runtimes.crun]\nroot = \"r\""), "runtimes.crun.root: \"r\" is not an absolute path");
-    EXPECT_CONTAINS(error_of("[cni]\nbin_dirs = [\"/ok\", \"rel\"]"), "cni.bin_dirs[1]: \"rel\" is not an absolute path");
+    EXPECT_CONTAINS(error_of("[cni]\nbin_dirs = [\"/ok\", \"rel\"]"),
+                    "cni.bin_dirs[1]: \"rel\" is not an absolute path");
     EXPECT_CONTAINS(error_of("[cni]\nconf_dir = \"net.d\""), "cni.conf_dir: \"net.d\" is not an absolute path");
     EXPECT_CONTAINS(error_of("[registries.\"r\"]\nca_file = \"ca.pem\""),
                     "registries.r.ca_file: \"ca.pem\" is not an absolute path");
 }
 
 TEST_F(ConfigTest, ValuesAreChecked) {
-    EXPECT_CONTAINS(error_of("log_level = \"verbose\""), "log_level: \"verbose\" is not one of error, warn, info, debug");
+    EXPECT_CONTAINS(error_of("log_level = \"verbose\""),
+                    "log_level: \"verbose\" is not one of error, warn, info, debug");
     EXPECT_CONTAINS(error_of("cgroup_driver = \"systemd\""), "cgroup_driver: \"systemd\" is not supported");
     EXPECT_CONTAINS(error_of("cgroup_driver = \"cgroupv2\""), "cgroup_driver: \"cgroupv2\" is not one of");
     EXPECT_CONTAINS(error_of("cgroup_parent = \"kubepods\""), "cgroup_parent: \"kubepods\" must be an absolute");
@@ -250,7 +253,8 @@ TEST_F(ConfigTest, ValuesAreChecked) {
     EXPECT_CONTAINS(error_of("[registries.\"r\"]\nmirrors = [\"\"]"), "registries.r.mirrors[0]: \"\"");
     EXPECT_CONTAINS(error_of("[registries.\"r\"]\nkey_file = \"/k.pem\""), "registries.r: key_file without cert_file");
     EXPECT_CONTAINS(error_of("[registries.\"r\"]\npassword = \"p\""), "registries.r.password: set without a username");
-    EXPECT_CONTAINS(error_of("[registries.\"r\"]\nusername = \"u\"\nauth = \"dTpw\""), "registries.r: auth and username");
+    EXPECT_CONTAINS(error_of("[registries.\"r\"]\nusername = \"u\"\nauth = \"dTpw\""),
+                    "registries.r: auth and username");
     EXPECT_CONTAINS(error_of("[registries.\"r/x\"]\ninsecure = true"), "registries.\"r/x\": not a registry host");
     EXPECT_CONTAINS(error_of("[registries.\"index.docker.io\"]\ninsecure = false"),
                     "registries.\"index.docker.io\": references name Docker Hub \"docker.io\"");

@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
         std::string_view name;
         std::optional<std::string>* value;
     };
-    const Flag flags[] = {{"--config", &config_path}, {"--socket", &socket},   {"--root", &root},
+    const Flag flags[] = {{"--config", &config_path},  {"--socket", &socket},   {"--root", &root},
                           {"--state-dir", &state_dir}, {"--monitor", &monitor}, {"--log-level", &log_level}};
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
@@ -91,15 +91,16 @@ int main(int argc, char** argv) {
     if (state_dir) config->state_dir = *state_dir;
     if (monitor) config->monitor_path = *monitor;
     if (log_level) config->log_level = *log_level;
-    if (auto r = berth::cri::validate_config(*config, "berthd flags and " + config_path.value_or(kDefaultConfig));
-        !r) {
+    if (auto r = berth::cri::validate_config(*config, "berthd flags and " + config_path.value_or(kDefaultConfig)); !r) {
         berth::log::error("{}", r.error().message());
         return 1;
     }
     using berth::log::Level;
     const std::string& lv = config->log_level;
-    berth::log::set_min_level(lv == "debug" ? Level::debug : lv == "warn" ? Level::warn
-                              : lv == "error"  ? Level::error : Level::info);
+    berth::log::set_min_level(lv == "debug"   ? Level::debug
+                              : lv == "warn"  ? Level::warn
+                              : lv == "error" ? Level::error
+                                              : Level::info);
     if (auto r = berth::cri::run_daemon(*config); !r) {
         berth::log::error("{}", r.error().message());
         return 1;
