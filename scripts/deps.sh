@@ -12,6 +12,8 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # image metadata (src/store)
   libsqlite3-dev
+  # berthd's configuration file (berth.toml), header-only
+  libtomlplusplus-dev
   # registry client (src/image/registry.cpp)
   libcurl4-openssl-dev
   # tests and benchmarks
