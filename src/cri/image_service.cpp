@@ -10,7 +10,7 @@
 #include "cri/grpc_status.hpp"
 #include "cri/stats.hpp"
 #include "image/reference.hpp"
-#include "store/pull.hpp"
+#include "cri/pull_helper.hpp"
 
 namespace berth::cri {
 namespace {
@@ -178,7 +178,7 @@ grpc::Status ImageService::ImageStatus(grpc::ServerContext*, const v1::ImageStat
     return grpc::Status::OK;
 }
 
-grpc::Status ImageService::PullImage(grpc::ServerContext*, const v1::PullImageRequest* req,
+grpc::Status ImageService::PullImage(grpc::ServerContext* ctx, const v1::PullImageRequest* req,
                                      v1::PullImageResponse* resp) {
     const std::string& reference = req->image().image();
     if (reference.empty())
@@ -186,29 +186,31 @@ grpc::Status ImageService::PullImage(grpc::ServerContext*, const v1::PullImageRe
     if (auto ref = image::ImageReference::parse(reference); !ref)
         return error_status(grpc::StatusCode::INVALID_ARGUMENT, "PullImage: image.image", ref.error());
 
-    store::PullOptions options;
-    options.platform = image::host_platform();
-    options.registries = registries_;
+    store::PullRequest request;
+    request.reference = reference;
+    request.platform = image::host_platform();
+    request.registries = registries_;
     // kubelet's pull secret for this image, in whichever form it came; server_address only says which registry
     // it was meant for, which the reference already decides.
     const v1::AuthConfig& auth = req->auth();
-    options.credentials.username = auth.username();
-    options.credentials.password = auth.password();
-    options.credentials.auth = auth.auth();
-    options.credentials.identity_token = auth.identity_token();
-    options.credentials.registry_token = auth.registry_token();
+    request.credentials.username = auth.username();
+    request.credentials.password = auth.password();
+    request.credentials.auth = auth.auth();
+    request.credentials.identity_token = auth.identity_token();
+    request.credentials.registry_token = auth.registry_token();
 
-    auto lease = borrow();
-    if (!lease) return internal("PullImage", lease.error());
-    Result<store::ImageRecord> rec = store::pull_image(***lease, reference, options);
-    if (!rec) {
-        log::warn("pull {}: {}", reference, rec.error().message());
-        return error_status(grpc::StatusCode::UNKNOWN, "PullImage", rec.error());
+    // The pull runs in the berth-pull helper (see store/pull_request.hpp); a caller that gives up (kubelet's
+    // timeout, a cancelled crictl) stops it.
+    Result<std::string> id = run_pull_helper(pull_helper_, root_, request, [ctx] { return ctx->IsCancelled(); });
+    if (!id) {
+        log::warn("pull {}: {}", reference, id.error().message());
+        if (id.error().code() == ECANCELED) return error_status(grpc::StatusCode::CANCELLED, "PullImage", id.error());
+        return error_status(grpc::StatusCode::UNKNOWN, "PullImage", id.error());
     }
-    log::info("pulled {} as {}", reference, rec->id.string());
+    log::info("pulled {} as {}", reference, *id);
     // The image id, as containerd answers (CRI-O answers a repo digest): the value Image.id and ContainerStatus's
     // image_id carry, which kubelet hands back as CreateContainer's image.
-    resp->set_image_ref(rec->id.string());
+    resp->set_image_ref(*id);
     return grpc::Status::OK;
 }
 

@@ -18,6 +18,7 @@
 #include "common/error.hpp"
 #include "cri/api.hpp"
 #include "cri/config.hpp"
+#include "cri/pull_helper.hpp"
 #include "store/images.hpp"
 
 namespace berth::cri {
@@ -42,7 +43,8 @@ public:
                              v1::ImageFsInfoResponse* resp) override;
 
 private:
-    explicit ImageService(const DaemonConfig& config) : root_(config.root_dir), registries_(config.registries) {}
+    explicit ImageService(const DaemonConfig& config)
+        : root_(config.root_dir), registries_(config.registries), pull_helper_(default_pull_helper_path()) {}
 
     // A store borrowed from the pool; goes back on destruction.
     class Lease {
@@ -65,6 +67,7 @@ private:
 
     const std::string root_;
     const image::RegistryConfig registries_;
+    const std::string pull_helper_;  // berth-pull, beside berthd
     std::mutex mu_;
     std::vector<std::unique_ptr<store::Images>> idle_;  // guarded by mu_
 };

@@ -198,6 +198,12 @@ TEST_F(BerthdPull, PullsFromAnInsecureRegistryNamedInTheConfig) {
     EXPECT_TRUE(status(resp.image_ref()).has_image());
     EXPECT_TRUE(status(s.image().repo_digests(0)).has_image());
 
+    // The pull ran in the berth-pull helper: the daemon never mapped the registry client or the layer unpacker.
+    const std::string maps = read_text("/proc/" + std::to_string(daemon_->pid()) + "/maps");
+    ASSERT_FALSE(maps.empty());
+    EXPECT_EQ(maps.find("libcurl"), std::string::npos);
+    EXPECT_EQ(maps.find("libarchive"), std::string::npos);
+
     // A second pull of the same image answers the same id.
     v1::PullImageResponse again;
     st = pull(ref, &again);
