@@ -23,9 +23,10 @@ std::vector<RuntimeCondition> RuntimeState::conditions() const {
 nlohmann::json RuntimeState::verbose_config() const {
     return {
         {"socket", config_.socket_path},
-        {"cgroupDriver", "cgroupfs"},
+        {"cgroupDriver", config_.cgroup_driver},
         {"podCIDR", pod_cidr()},
         {"runtimeVersion", BERTH_VERSION},
+        {"berthConfig", nlohmann::json::parse(config_json(config_))},  // berth.toml as loaded, flags applied
     };
 }
 

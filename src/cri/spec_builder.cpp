@@ -340,6 +340,7 @@ Result<MountPlan> build_mounts(const v1::ContainerConfig& config, const v1::Linu
         if (m.uidmappings_size() > 0 || m.gidmappings_size() > 0)
             return fail("{}: id-mapped mounts (uidMappings, gidMappings) are not supported by berth", field);
         std::string dest = clean_path(m.container_path());
+        if (dest == "/") return fail("{}.container_path: cannot mount over the container's root", field);
         if (!user_destinations.insert(dest).second)
             return fail("{}.container_path: \"{}\" is mounted twice", field, m.container_path());
         std::vector<std::string> opts = {"rbind"};

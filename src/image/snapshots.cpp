@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/fs.hpp"
+#include "image/snapshots_internal.hpp"
 
 namespace berth::image {
 
@@ -18,6 +19,10 @@ namespace {
 
 // The kernel copies at most one page of mount(2) options.
 constexpr size_t kMountDataMax = 4095;
+
+}  // namespace
+
+namespace detail {
 
 Result<UniqueFd> lock_file(const std::string& path, bool wait) {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -30,6 +35,18 @@ Result<UniqueFd> lock_file(const std::string& path, bool wait) {
     return lock;
 }
 
+Result<void> sync_fs_of(const std::string& path) {
+    BERTH_ASSIGN(UniqueFd fd, open_fd(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (::syncfs(fd.get()) < 0) return fail_sys("syncfs {}", path);
+    return {};
+}
+
+}  // namespace detail
+
+using detail::lock_file;
+
+namespace {
+
 Result<std::vector<std::string>> list_dir(const std::string& dir) {
     DIR* dp = ::opendir(dir.c_str());
     if (!dp) return fail_sys("read directory {}", dir);
@@ -40,12 +57,6 @@ Result<std::vector<std::string>> list_dir(const std::string& dir) {
     }
     ::closedir(dp);
     return out;
-}
-
-Result<void> sync_fs_of(const std::string& path) {
-    BERTH_ASSIGN(UniqueFd fd, open_fd(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (::syncfs(fd.get()) < 0) return fail_sys("syncfs {}", path);
-    return {};
 }
 
 }  // namespace
@@ -110,50 +121,6 @@ Result<std::vector<Digest>> SnapshotStore::list() const {
         if (auto d = Digest::parse("sha256:" + n)) out.push_back(std::move(*d));
     std::sort(out.begin(), out.end());
     return out;
-}
-
-Result<Digest> SnapshotStore::create(const Digest& parent_chain, const Digest& diff_id, const LayerSource& source) {
-    if (!diff_id.valid()) return fail("create snapshot: no diff_id given");
-    const Digest chain = chain_id(parent_chain, diff_id);
-    auto ctx = [&](Error e) {
-        return std::unexpected(
-            std::move(e).wrap(fmt::format("create snapshot {} (layer {})", chain.string(), diff_id.string())));
-    };
-    if (parent_chain.valid() && !exists(parent_chain))
-        return ctx(Error(ENOENT, fmt::format("parent snapshot {} does not exist", parent_chain.string())));
-
-    auto lock = lock_file(root_ + "/locks/" + chain.hex() + ".lock", true);
-    if (!lock) return ctx(std::move(lock).error());
-    if (exists(chain)) return chain;
-
-    std::string tmp = root_ + "/tmp/" + chain.hex() + ".XXXXXX";
-    if (!::mkdtemp(tmp.data())) return ctx(Error(errno, fmt::format("mkdtemp in {}/tmp", root_)));
-    // Removes the temp dir unless it was renamed into place.
-    struct TempGuard {
-        std::string path;
-        ~TempGuard() {
-            if (!path.empty()) (void)remove_all(path);
-        }
-    } guard{tmp};
-
-    const std::string fs = tmp + "/fs";
-    if (::mkdir(fs.c_str(), 0755) < 0) return ctx(Error(errno, fmt::format("mkdir {}", fs)));
-    auto stats = unpack_layer(source, fs);
-    if (!stats) return ctx(std::move(stats).error());
-    if (stats->diff_id != diff_id)
-        return ctx(Error(0, fmt::format("the layer's uncompressed content has digest {}, not the diff_id {}",
-                                        stats->diff_id.string(), diff_id.string())));
-    if (parent_chain.valid()) {
-        auto w = write_file(tmp + "/parent", parent_chain.string(), 0600);
-        if (!w) return ctx(std::move(w).error());
-    }
-    if (auto w = write_file(tmp + "/diff_id", diff_id.string(), 0600); !w) return ctx(std::move(w).error());
-    // Everything unpacked must be on disk before the snapshot appears under its id.
-    if (auto s = sync_fs_of(tmp); !s) return ctx(std::move(s).error());
-    if (::rename(tmp.c_str(), dir(chain).c_str()) < 0)
-        return ctx(Error(errno, fmt::format("rename {} to {}", tmp, dir(chain))));
-    guard.path.clear();
-    return chain;
 }
 
 Result<std::vector<std::string>> SnapshotStore::lowerdirs(const Digest& chain) const {

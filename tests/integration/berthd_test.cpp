@@ -37,11 +37,17 @@ protected:
         dir_.reset();
     }
 
+    // A root, state dir and (empty) configuration file of the test's own: nothing of the host's is used.
+    std::vector<std::string> daemon_args() {
+        std::filesystem::create_directories(dir_->path() + "/etc");
+        std::ofstream(dir_->path() + "/etc/berth.toml").flush();
+        return {"--config", dir_->path() + "/etc/berth.toml", "--root", dir_->path() + "/root", "--state-dir",
+                dir_->path() + "/state"};
+    }
+
     void start_daemon() {
         daemon_ = std::make_unique<BerthdProcess>();
-        // A private root and state dir: berthd opens its records there and reconciles them at start.
-        ASSERT_TRUE(daemon_->start(socket_, {"--root", dir_->path() + "/root", "--state-dir", dir_->path() + "/state"}))
-            << "berthd did not start (exit " << daemon_->exit_code() << "):\n"
+        ASSERT_TRUE(daemon_->start(socket_, daemon_args())) << "berthd did not start (exit " << daemon_->exit_code() << "):\n"
                                              << daemon_->output();
     }
 
@@ -151,15 +157,6 @@ TEST_F(BerthdTest, UnimplementedRpcsSayWhichRpc) {
         EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
         EXPECT_EQ(st.error_message(), "berthd: StreamPodSandboxMetrics is not implemented yet");
     }
-    {
-        grpc::ClientContext ctx;
-        v1::PullImageRequest req;
-        req.mutable_image()->set_image("busybox");
-        v1::PullImageResponse resp;
-        grpc::Status st = images()->PullImage(&ctx, req, &resp);
-        EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-        EXPECT_EQ(st.error_message(), "berthd: PullImage is not implemented yet");
-    }
 }
 
 TEST_F(BerthdTest, SocketHasMode0660) {
@@ -173,7 +170,7 @@ TEST_F(BerthdTest, SocketHasMode0660) {
 TEST_F(BerthdTest, SecondDaemonOnTheSameSocketRefuses) {
     start_daemon();
     BerthdProcess second;
-    ASSERT_FALSE(second.start(socket_)) << "a second berthd started on " << socket_;
+    ASSERT_FALSE(second.start(socket_, daemon_args())) << "a second berthd started on " << socket_;
     EXPECT_EQ(second.exit_code(), 1);
     EXPECT_NE(second.output().find("another berthd is serving " + socket_), std::string::npos) << second.output();
     // The first one still serves.
@@ -212,7 +209,7 @@ TEST_F(BerthdTest, RefusesToRemoveAFileThatIsNotASocket) {
     std::filesystem::create_directories(dir_->path() + "/run");
     write_text(socket_, "not a socket\n");
     BerthdProcess d;
-    ASSERT_FALSE(d.start(socket_));
+    ASSERT_FALSE(d.start(socket_, daemon_args()));
     EXPECT_EQ(d.exit_code(), 1);
     EXPECT_NE(d.output().find("is not a socket"), std::string::npos) << d.output();
     EXPECT_EQ(read_text(socket_), "not a socket\n");

@@ -29,6 +29,17 @@ protected:
             if (is_mounted(*it)) ::umount2(it->c_str(), MNT_DETACH);
         BerthTest::TearDown();
     }
+
+    // Mounts `lowers` as an overlay at <dir>/ctr/rootfs (upper and work dirs beside it) and returns the rootfs.
+    std::string mount_container_rootfs(const std::vector<std::string>& lowers) {
+        const std::string cdir = dir_ + "/ctr", rootfs = cdir + "/rootfs";
+        EXPECT_EQ(run_command({"/bin/mkdir", "-p", rootfs}).exit_code, 0);
+        auto m = image::mount_overlay(lowers, cdir, rootfs);
+        EXPECT_TRUE(m) << m.error().message();
+        if (m) mounts_.push_back(rootfs);
+        return rootfs;
+    }
+
     std::vector<std::string> mounts_;
 };
 
@@ -47,11 +58,8 @@ TEST_F(ImageRootfs, ImportedImageRunsAsContainerRootfs) {
     auto lowers = snapshots->lowerdirs(imported->front().chain_id);
     ASSERT_TRUE(lowers) << lowers.error().message();
 
-    const std::string cdir = dir_ + "/ctr", rootfs = cdir + "/rootfs";
-    ASSERT_EQ(run_command({"/bin/mkdir", "-p", rootfs}).exit_code, 0);
-    auto m = image::mount_overlay(*lowers, cdir, rootfs);
-    ASSERT_TRUE(m) << m.error().message();
-    mounts_.push_back(rootfs);
+    const std::string rootfs = mount_container_rootfs(*lowers);
+    ASSERT_FALSE(mounts_.empty());
 
     auto config = base_config({"/bin/sh", "-c", "cat /etc/hostname; ls -A /tmp; echo from-container > /written"});
     config["root"]["path"] = rootfs;
@@ -60,7 +68,7 @@ TEST_F(ImageRootfs, ImportedImageRunsAsContainerRootfs) {
     // Layer 2 replaced the hostname file and whited out /tmp/removed.
     EXPECT_EQ(r.out, "berth\n");
     // The container's writes land in its upper dir, not in the shared snapshots.
-    EXPECT_EQ(read_text(cdir + "/upper/written"), "from-container\n");
+    EXPECT_EQ(read_text(dir_ + "/ctr/upper/written"), "from-container\n");
     for (const auto& l : *lowers) EXPECT_EQ(read_text(l + "/written"), "") << l;
 }
 
@@ -103,11 +111,8 @@ TEST_F(ImageRootfs, DockerArchiveImportRunsAsContainerRootfs) {
     auto lowers = images->snapshots().lowerdirs(rec->chain_ids.back());
     ASSERT_TRUE(lowers) << lowers.error().message();
 
-    const std::string cdir = dir_ + "/ctr", rootfs = cdir + "/rootfs";
-    ASSERT_EQ(run_command({"/bin/mkdir", "-p", rootfs}).exit_code, 0);
-    auto m = image::mount_overlay(*lowers, cdir, rootfs);
-    ASSERT_TRUE(m) << m.error().message();
-    mounts_.push_back(rootfs);
+    const std::string rootfs = mount_container_rootfs(*lowers);
+    ASSERT_FALSE(mounts_.empty());
     auto cfg = base_config({"/bin/sh", "-c", "cat /etc/berth-image"});
     cfg["root"]["path"] = rootfs;
     auto r = run_config(cfg);

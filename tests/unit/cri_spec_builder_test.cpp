@@ -647,6 +647,8 @@ TEST_F(SpecBuilderTest, BadCriMountsNameTheField) {
     m->set_container_path("relative");
     m->set_host_path("/srv");
     expect_error("config.mounts[0].container_path");
+    m->set_container_path("/..//");
+    expect_error("config.mounts[0].container_path: cannot mount over the container's root");
     m->set_container_path("/ok");
     m->set_host_path("srv");
     expect_error("config.mounts[0].host_path");
@@ -803,6 +805,12 @@ TEST_F(SpecBuilderTest, Sysctls) {
     pod_ns()->set_ipc(v1::NODE);
     expect_error("the pod uses the host's IPC namespace");
     pod_ns()->set_ipc(v1::POD);
+    s.clear();
+    s["net/ipv4/conf/eth0.100/forwarding"] = "1";  // Kubernetes' slash form, kept as written
+    EXPECT_EQ(build()["linux"]["sysctl"]["net/ipv4/conf/eth0.100/forwarding"], "1");
+    pod_ns()->set_network(v1::NODE);
+    expect_error("the pod uses the host's network namespace");
+    pod_ns()->set_network(v1::POD);
     s.clear();
     s["vm.swappiness"] = "10";
     expect_error("pod_config.linux.sysctls[\"vm.swappiness\"]: not a namespaced sysctl");

@@ -19,6 +19,8 @@ using CommandFn = int (*)(const GlobalOptions& opts, const std::vector<std::stri
 
 int cmd_version(const GlobalOptions& opts, const std::vector<std::string>& args);
 int cmd_info(const GlobalOptions& opts, const std::vector<std::string>& args);
+// image SUBCOMMAND [--root DIR] [-o json] ...: works on a store root directly (cmd_image.cpp).
+int cmd_image(const GlobalOptions& opts, const std::vector<std::string>& args);
 
 // Prints "berthctl: <message>" to stderr and returns 1.
 int report(const Error& e);

@@ -16,6 +16,7 @@ constexpr const char* kDefaultSocket = "/run/berth/berth.sock";
 constexpr std::pair<std::string_view, CommandFn> kCommands[] = {
     {"version", cmd_version},
     {"info", cmd_info},
+    {"image", cmd_image},
 };
 
 void usage(std::FILE* out) {
@@ -27,6 +28,8 @@ void usage(std::FILE* out) {
                  "commands:\n"
                  "  version   runtime name and versions (CRI Version)\n"
                  "  info      runtime conditions and configuration (CRI Status, verbose)\n"
+                 "  image     pull, list, inspect, remove, import, export, prune, mount images of a store root\n"
+                 "            directly, without berthd (berthctl image --help)\n"
                  "\n"
                  "  --socket PATH     berthd's socket (default: $BERTH_SOCKET, else %s)\n"
                  "  -o, --output FMT  table (default) or json\n",
@@ -45,11 +48,15 @@ int run(int argc, char** argv) {
     const char* env_socket = std::getenv("BERTH_SOCKET");
     opts.socket_path = env_socket && *env_socket ? env_socket : kDefaultSocket;
 
-    // Flags may come before or after the command (no command has flags of its own yet); "--" ends them.
+    // Flags may come before or after the command; "--" ends them. `image` has flags of its own: everything after it
+    // is its to parse (it knows -o/--output too).
     std::vector<std::string> positional;
     bool flags_done = false;
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
+        if (positional.empty() && arg == "image") {
+            return cmd_image(opts, std::vector<std::string>(argv + i + 1, argv + argc));
+        }
         if (flags_done || !arg.starts_with("-") || arg == "-") {
             positional.emplace_back(arg);
             continue;

@@ -1,0 +1,139 @@
+#include "cri/pull_helper.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+
+namespace berth::cri {
+namespace {
+
+// The helper's answer is a few lines; anything longer is not the protocol.
+constexpr size_t kMaxOutput = 1 << 20;
+
+Result<void> write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail_sys("write the pull request to berth-pull");
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return {};
+}
+
+int wait_child(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+}
+
+}  // namespace
+
+std::string default_pull_helper_path() {
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n <= 0) return "berth-pull";
+    std::string self(buf, static_cast<size_t>(n));
+    return self.substr(0, self.rfind('/') + 1) + "berth-pull";
+}
+
+Result<std::string> run_pull_helper(const std::string& helper_path, const std::string& root,
+                                    const store::PullRequest& request, const std::function<bool()>& cancelled) {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) < 0) return fail_sys("pipe for berth-pull");
+    UniqueFd in_r(in[0]), in_w(in[1]);
+    if (::pipe2(out, O_CLOEXEC) < 0) return fail_sys("pipe for berth-pull");
+    UniqueFd out_r(out[0]), out_w(out[1]);
+
+    std::vector<std::string> args = {helper_path, "--root", root};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    pid_t pid = ::fork();
+    if (pid < 0) return fail_sys("fork berth-pull");
+    if (pid == 0) {
+        // Only async-signal-safe calls between fork and exec (berthd is multi-threaded).
+        if (::dup2(in_r.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0) ::_exit(127);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);  // berthd blocks its stop signals; the helper must not
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    in_r.reset();
+    out_w.reset();
+
+    // The request is small (well under a pipe buffer), so writing it cannot block on a helper that is not reading.
+    auto wrote = write_all(in_w.get(), to_json(request).dump());
+    in_w.reset();
+
+    std::string output;
+    bool killed = false;
+    for (;;) {
+        struct pollfd p = {.fd = out_r.get(), .events = POLLIN, .revents = 0};
+        int r = ::poll(&p, 1, 1000);
+        if (r < 0 && errno != EINTR) break;
+        if (r <= 0) {
+            if (cancelled && cancelled()) {
+                ::kill(pid, SIGKILL);
+                killed = true;
+                break;
+            }
+            continue;
+        }
+        char buf[4096];
+        ssize_t n = ::read(out_r.get(), buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        output.append(buf, static_cast<size_t>(n));
+        if (output.size() > kMaxOutput) {
+            ::kill(pid, SIGKILL);
+            break;
+        }
+    }
+    const int status = wait_child(pid);
+    if (killed) return fail_errno(ECANCELED, "pull {}: cancelled by the caller", request.reference);
+    if (!wrote) return std::unexpected(std::move(wrote).error());
+
+    // The last JSON line is the result; earlier lines are progress events.
+    nlohmann::json result;
+    size_t end = output.size();
+    while (end > 0) {
+        size_t start = output.rfind('\n', end - 1);
+        start = start == std::string::npos ? 0 : start + 1;
+        if (end > start) {
+            auto line = nlohmann::json::parse(output.substr(start, end - start), nullptr, false);
+            if (!line.is_discarded() && line.is_object()) {
+                result = std::move(line);
+                break;
+            }
+        }
+        if (start == 0) break;
+        end = start - 1;
+    }
+    if (result.contains("error") && result["error"].is_string()) return fail("{}", result["error"].get<std::string>());
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && result.contains("image") && result["image"].is_object() &&
+        result["image"].contains("id") && result["image"]["id"].is_string())
+        return result["image"]["id"].get<std::string>();
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+        return fail("pull {}: cannot run the pull helper {}", request.reference, helper_path);
+    if (WIFSIGNALED(status))
+        return fail("pull {}: the pull helper {} died of signal {}", request.reference, helper_path,
+                    WTERMSIG(status));
+    return fail("pull {}: the pull helper {} gave no result (exit status {})", request.reference, helper_path,
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+}  // namespace berth::cri
