@@ -651,6 +651,58 @@ Result<void> ContainerManager::exec_sync(const v1::ExecSyncRequest& req, v1::Exe
     return {};
 }
 
+ContainerStatsSource ContainerManager::stats_source(const store::ContainerRecord& c) const {
+    v1::ContainerConfig cfg;
+    cfg.ParseFromString(c.config);
+    ContainerStatsSource src;
+    src.id = c.id;
+    src.metadata = cfg.metadata();
+    src.labels.insert(cfg.labels().begin(), cfg.labels().end());
+    src.annotations.insert(cfg.annotations().begin(), cfg.annotations().end());
+    auto spec = read_file(path_join(ctx_.bundle_dir(c.id), "config.json"));
+    if (spec) {
+        auto j = nlohmann::json::parse(*spec, nullptr, false);
+        if (j.is_object() && j.contains("linux") && j["linux"].is_object())
+            src.cgroups_path = j["linux"].value("cgroupsPath", "");
+    }
+    src.writable_layer_dir = path_join(ctx_.container_root_dir(c.id), "upper");
+    src.image_fs_mountpoint = ctx_.config.root_dir;
+    return src;
+}
+
+Result<void> ContainerManager::stats(const std::string& id, v1::ContainerStats* out) {
+    auto c = ctx_.records->container(id);
+    if (!c || c->state == store::ContainerState::creating) {
+        if (!c && c.error().code() != ENOENT) return std::unexpected(c.error());
+        return cri_error(ENOENT, "container {} not found", id);
+    }
+    return fill_container_stats(stats_source(*c), out);
+}
+
+Result<void> ContainerManager::list_stats(const v1::ContainerStatsFilter* f, v1::ListContainerStatsResponse* resp) {
+    BERTH_ASSIGN(auto all, ctx_.records->containers());
+    for (const auto& c : all) {
+        if (c.state != store::ContainerState::running) continue;
+        v1::ContainerConfig cfg;
+        cfg.ParseFromString(c.config);
+        if (f) {
+            if (!f->id().empty() && !c.id.starts_with(f->id())) continue;
+            if (!f->pod_sandbox_id().empty() && !c.pod_id.starts_with(f->pod_sandbox_id())) continue;
+            if (!labels_match(cfg.labels(), f->label_selector())) continue;
+        }
+        BERTH_TRY(fill_container_stats(stats_source(c), resp->add_stats()));
+    }
+    return {};
+}
+
+Result<std::vector<ContainerStatsSource>> ContainerManager::stats_sources_of(const std::string& pod_id) {
+    BERTH_ASSIGN(auto list, ctx_.records->containers_of(pod_id));
+    std::vector<ContainerStatsSource> out;
+    for (const auto& c : list)
+        if (c.state == store::ContainerState::running) out.push_back(stats_source(c));
+    return out;
+}
+
 void ContainerManager::publish(const store::ContainerRecord& c, v1::ContainerEventType type) {
     v1::ContainerEventResponse ev;
     ev.set_container_id(c.id);

@@ -26,6 +26,7 @@
 #include "cri/cri_context.hpp"
 #include "cri/exit_watcher.hpp"
 #include "cri/pod_manager.hpp"
+#include "cri/stats.hpp"
 
 namespace berth::cri {
 
@@ -44,6 +45,12 @@ public:
     [[nodiscard]] Result<void> update_resources(const std::string& id, const v1::LinuxContainerResources& r);
     [[nodiscard]] Result<void> reopen_log(const std::string& id);
     [[nodiscard]] Result<void> exec_sync(const v1::ExecSyncRequest& req, v1::ExecSyncResponse* resp);
+
+    // ContainerStats / ListContainerStats (running containers only: an exited one has no cgroup left).
+    [[nodiscard]] Result<void> stats(const std::string& id, v1::ContainerStats* out);
+    [[nodiscard]] Result<void> list_stats(const v1::ContainerStatsFilter* filter, v1::ListContainerStatsResponse* resp);
+    // What stats.hpp reads for each running container of a pod.
+    [[nodiscard]] Result<std::vector<ContainerStatsSource>> stats_sources_of(const std::string& pod_id);
 
     // For the pod manager (the pod's lock is held).
     [[nodiscard]] Result<void> stop_all_of(const std::string& pod_id);
@@ -70,6 +77,7 @@ private:
     std::string runtime_binary(const RuntimeHandler& h) const;
     std::string monitor_binary() const;
     void fill_status(const store::ContainerRecord& c, v1::ContainerStatus* out) const;
+    ContainerStatsSource stats_source(const store::ContainerRecord& c) const;
     void publish(const store::ContainerRecord& c, v1::ContainerEventType type);
 
     CriContext& ctx_;

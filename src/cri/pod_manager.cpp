@@ -9,6 +9,7 @@
 #include "common/log.hpp"
 #include "cri/container_manager.hpp"
 #include "cri/pod_namespaces.hpp"
+#include "cri/stats.hpp"
 #include "linux/namespaces.hpp"
 
 namespace berth::cri {
@@ -253,6 +254,49 @@ Result<void> PodManager::list(const v1::PodSandboxFilter* f, v1::ListPodSandboxR
         *out->mutable_labels() = st.labels();
         *out->mutable_annotations() = st.annotations();
         out->set_runtime_handler(p.runtime_handler);
+    }
+    return {};
+}
+
+namespace {
+Result<void> fill_pod(const CriContext& ctx, ContainerManager* containers, const store::PodRecord& p,
+                      v1::PodSandboxStats* out) {
+    v1::PodSandboxConfig c;
+    c.ParseFromString(p.config);
+    PodStatsSource src;
+    src.id = p.id;
+    src.metadata = c.metadata();
+    src.labels.insert(c.labels().begin(), c.labels().end());
+    src.annotations.insert(c.annotations().begin(), c.annotations().end());
+    src.cgroup_path = p.cgroup_parent;
+    if (!p.host_network && p.state == store::PodState::ready) src.netns_path = path_join(ctx.pod_dir(p.id), "ns/net");
+    if (containers) {
+        BERTH_ASSIGN(src.containers, containers->stats_sources_of(p.id));
+    }
+    return fill_pod_stats(src, out);
+}
+}  // namespace
+
+Result<void> PodManager::stats(const std::string& id, v1::PodSandboxStats* out) {
+    auto p = ctx_.records->pod(id);
+    if (!p || p->state == store::PodState::creating) {
+        if (!p && p.error().code() != ENOENT) return std::unexpected(p.error());
+        return cri_error(ENOENT, "pod sandbox {} not found", id);
+    }
+    return fill_pod(ctx_, containers_, *p, out);
+}
+
+Result<void> PodManager::list_stats(const v1::PodSandboxStatsFilter* f, v1::ListPodSandboxStatsResponse* resp) {
+    BERTH_ASSIGN(auto pods, ctx_.records->pods());
+    for (const auto& p : pods) {
+        if (p.state != store::PodState::ready) continue;
+        v1::PodSandboxConfig c;
+        c.ParseFromString(p.config);
+        if (f) {
+            if (!f->id().empty() && !p.id.starts_with(f->id())) continue;
+            if (!labels_match(c.labels(), f->label_selector())) continue;
+        }
+        BERTH_TRY(fill_pod(ctx_, containers_, p, resp->add_stats()));
     }
     return {};
 }

@@ -38,6 +38,11 @@ public:
     [[nodiscard]] Result<void> status(const std::string& id, bool verbose, v1::PodSandboxStatusResponse* resp);
     [[nodiscard]] Result<void> list(const v1::PodSandboxFilter* filter, v1::ListPodSandboxResponse* resp);
 
+    // PodSandboxStats / ListPodSandboxStats (ready pods).
+    [[nodiscard]] Result<void> stats(const std::string& id, v1::PodSandboxStats* out);
+    [[nodiscard]] Result<void> list_stats(const v1::PodSandboxStatsFilter* filter,
+                                          v1::ListPodSandboxStatsResponse* resp);
+
     // What a container of pod `id` joins and mounts; EBUSY unless the pod is ready.
     [[nodiscard]] Result<PodContext> context_of(const store::PodRecord& pod) const;
 

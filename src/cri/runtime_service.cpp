@@ -183,14 +183,16 @@ grpc::Status RuntimeService::PortForward(grpc::ServerContext*, const v1::PortFor
     return not_implemented("PortForward");
 }
 
-grpc::Status RuntimeService::ContainerStats(grpc::ServerContext*, const v1::ContainerStatsRequest*,
-                                            v1::ContainerStatsResponse*) {
-    return not_implemented("ContainerStats");
+grpc::Status RuntimeService::ContainerStats(grpc::ServerContext*, const v1::ContainerStatsRequest* req,
+                                            v1::ContainerStatsResponse* resp) {
+    auto r = containers_.stats(req->container_id(), resp->mutable_stats());
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::ListContainerStats(grpc::ServerContext*, const v1::ListContainerStatsRequest*,
-                                                v1::ListContainerStatsResponse*) {
-    return not_implemented("ListContainerStats");
+grpc::Status RuntimeService::ListContainerStats(grpc::ServerContext*, const v1::ListContainerStatsRequest* req,
+                                                v1::ListContainerStatsResponse* resp) {
+    auto r = containers_.list_stats(req->has_filter() ? &req->filter() : nullptr, resp);
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
 grpc::Status RuntimeService::StreamContainerStats(grpc::ServerContext*, const v1::StreamContainerStatsRequest*,
@@ -198,14 +200,16 @@ grpc::Status RuntimeService::StreamContainerStats(grpc::ServerContext*, const v1
     return not_implemented("StreamContainerStats");
 }
 
-grpc::Status RuntimeService::PodSandboxStats(grpc::ServerContext*, const v1::PodSandboxStatsRequest*,
-                                             v1::PodSandboxStatsResponse*) {
-    return not_implemented("PodSandboxStats");
+grpc::Status RuntimeService::PodSandboxStats(grpc::ServerContext*, const v1::PodSandboxStatsRequest* req,
+                                             v1::PodSandboxStatsResponse* resp) {
+    auto r = pods_.stats(req->pod_sandbox_id(), resp->mutable_stats());
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::ListPodSandboxStats(grpc::ServerContext*, const v1::ListPodSandboxStatsRequest*,
-                                                 v1::ListPodSandboxStatsResponse*) {
-    return not_implemented("ListPodSandboxStats");
+grpc::Status RuntimeService::ListPodSandboxStats(grpc::ServerContext*, const v1::ListPodSandboxStatsRequest* req,
+                                                 v1::ListPodSandboxStatsResponse* resp) {
+    auto r = pods_.list_stats(req->has_filter() ? &req->filter() : nullptr, resp);
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
 grpc::Status RuntimeService::StreamPodSandboxStats(grpc::ServerContext*, const v1::StreamPodSandboxStatsRequest*,

@@ -409,6 +409,58 @@ TEST_F(CriContainerTest, SharedPidNamespaceOfThePod) {
     ASSERT_TRUE(remove_pod(pod).ok());
 }
 
+TEST_F(CriContainerTest, StatsOfRunningContainersAndTheirPod) {
+    std::string id = create_and_start(
+        pod_, container_config("busy", "head -c 4000000 /dev/zero > /tmp/blob; echo ready; sleep 1000"), pod_cfg_);
+    for (int i = 0; i < 200 && read_text(log_of("busy")).find("ready") == std::string::npos; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    {
+        grpc::ClientContext ctx;
+        v1::ContainerStatsRequest req;
+        req.set_container_id(id);
+        v1::ContainerStatsResponse resp;
+        grpc::Status st = runtime()->ContainerStats(&ctx, req, &resp);
+        ASSERT_TRUE(st.ok()) << st.error_message();
+        EXPECT_EQ(resp.stats().attributes().id(), id);
+        EXPECT_EQ(resp.stats().attributes().metadata().name(), "busy");
+        EXPECT_GT(resp.stats().memory().working_set_bytes().value(), 0u);
+        EXPECT_GT(resp.stats().cpu().usage_core_nano_seconds().value(), 0u);
+        EXPECT_GE(resp.stats().writable_layer().used_bytes().value(), 4000000u);
+    }
+    {
+        grpc::ClientContext ctx;
+        v1::ListContainerStatsRequest req;
+        req.mutable_filter()->set_pod_sandbox_id(pod_);
+        v1::ListContainerStatsResponse resp;
+        ASSERT_TRUE(runtime()->ListContainerStats(&ctx, req, &resp).ok());
+        ASSERT_EQ(resp.stats_size(), 1);
+        EXPECT_EQ(resp.stats(0).attributes().id(), id);
+    }
+    {
+        grpc::ClientContext ctx;
+        v1::PodSandboxStatsRequest req;
+        req.set_pod_sandbox_id(pod_);
+        v1::PodSandboxStatsResponse resp;
+        grpc::Status st = runtime()->PodSandboxStats(&ctx, req, &resp);
+        ASSERT_TRUE(st.ok()) << st.error_message();
+        EXPECT_EQ(resp.stats().attributes().id(), pod_);
+        ASSERT_EQ(resp.stats().linux().containers_size(), 1);
+        EXPECT_EQ(resp.stats().linux().containers(0).attributes().id(), id);
+        EXPECT_GT(resp.stats().linux().memory().working_set_bytes().value(), 0u);
+    }
+    {
+        grpc::ClientContext ctx;
+        v1::ListPodSandboxStatsResponse resp;
+        ASSERT_TRUE(runtime()->ListPodSandboxStats(&ctx, v1::ListPodSandboxStatsRequest(), &resp).ok());
+        EXPECT_EQ(resp.stats_size(), 1);
+    }
+    grpc::ClientContext ctx;
+    v1::ContainerStatsRequest req;
+    req.set_container_id(std::string(64, 'f'));
+    v1::ContainerStatsResponse resp;
+    EXPECT_EQ(runtime()->ContainerStats(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_F(CriContainerTest, RestartUndoesAContainerLeftHalfMade) {
     ASSERT_EQ(daemon_->kill_hard(), 128 + SIGKILL);
     // What a crash in the middle of CreateContainer leaves: a "creating" record, an image hold, a mounted rootfs.

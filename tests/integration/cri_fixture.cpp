@@ -64,9 +64,8 @@ void CriTest::start_daemon(const std::vector<std::string>& extra) {
     daemon_ = std::make_unique<BerthdProcess>();
     // An empty configuration file of the test's own: nothing of the host's /etc/berth is used.
     if (!std::filesystem::exists(dir_ + "/berth.toml")) write_text(dir_ + "/berth.toml", "");
-    std::vector<std::string> args = {"--config",      dir_ + "/berth.toml", "--root",          root_,
-                                     "--state-dir",   state_,               "--cgroup-parent", cgroup_parent_,
-                                     "--monitor",     BERTH_MONITOR_BIN};
+    std::vector<std::string> args = {"--config", dir_ + "/berth.toml", "--root",       root_,       "--state-dir",
+                                     state_,     "--cgroup-parent",    cgroup_parent_, "--monitor", BERTH_MONITOR_BIN};
     args.insert(args.end(), extra.begin(), extra.end());
     ASSERT_TRUE(daemon_->start(socket_, args)) << "berthd did not start (exit " << daemon_->exit_code() << "):\n"
                                                << daemon_->output();

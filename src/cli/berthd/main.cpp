@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
         std::string_view name;
         std::optional<std::string>* value;
     };
-    const Flag flags[] = {{"--config", &config_path},  {"--socket", &socket},   {"--root", &root},
-                          {"--state-dir", &state_dir}, {"--monitor", &monitor}, {"--log-level", &log_level},
+    const Flag flags[] = {{"--config", &config_path},         {"--socket", &socket},   {"--root", &root},
+                          {"--state-dir", &state_dir},        {"--monitor", &monitor}, {"--log-level", &log_level},
                           {"--cgroup-parent", &cgroup_parent}};
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
