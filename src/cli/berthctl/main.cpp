@@ -13,23 +13,51 @@ namespace {
 
 constexpr const char* kDefaultSocket = "/run/berth/berth.sock";
 
-constexpr std::pair<std::string_view, CommandFn> kCommands[] = {
-    {"version", cmd_version},
-    {"info", cmd_info},
+struct CommandEntry {
+    std::string_view name;
+    CommandFn fn;
+    std::string_view help;
+};
+
+constexpr CommandEntry kCommands[] = {
+    {"version", cmd_version, "runtime name and versions (CRI Version)"},
+    {"info", cmd_info, "runtime conditions and configuration (CRI Status, verbose)"},
+    // pods, containers, logs, exec, stats, CRI images, run (docs/berthctl.md)
+    {"pods", cmd_pods, "list pod sandboxes"},
+    {"runp", cmd_runp, "run a pod sandbox from a PodSandboxConfig file (JSON or YAML)"},
+    {"stopp", cmd_stopp, "stop pod sandboxes"},
+    {"rmp", cmd_rmp, "remove pod sandboxes"},
+    {"inspectp", cmd_inspectp, "status of pod sandboxes"},
+    {"ps", cmd_ps, "list containers"},
+    {"create", cmd_create, "create a container: POD_ID CONTAINER_CONFIG POD_CONFIG"},
+    {"start", cmd_start, "start created containers"},
+    {"stop", cmd_stop, "stop running containers"},
+    {"rm", cmd_rm, "remove containers"},
+    {"inspect", cmd_inspect, "status of containers"},
+    {"logs", cmd_logs, "a container's log"},
+    {"exec", cmd_exec, "run a command in a running container (ExecSync)"},
+    {"stats", cmd_stats, "container resource usage"},
+    {"images", cmd_images, "list images (CRI ListImages)"},
+    {"pull", cmd_pull, "pull an image (CRI PullImage)"},
+    {"rmi", cmd_rmi, "remove images (CRI RemoveImage)"},
+    {"inspecti", cmd_inspecti, "status of images (CRI ImageStatus, verbose)"},
+    {"run", cmd_run, "run IMAGE [-- CMD ARGS]: a pod and a container in one step"},
 };
 
 void usage(std::FILE* out) {
     std::fprintf(out,
-                 "usage: berthctl [--socket PATH] [-o json|table] COMMAND [ARGS]\n"
+                 "usage: berthctl [--socket PATH] [-o table|json|yaml] COMMAND [ARGS]\n"
                  "\n"
                  "Talks to berthd over the CRI socket.\n"
                  "\n"
-                 "commands:\n"
-                 "  version   runtime name and versions (CRI Version)\n"
-                 "  info      runtime conditions and configuration (CRI Status, verbose)\n"
+                 "commands:\n");
+    for (const auto& c : kCommands)
+        std::fprintf(out, "  %-10s %.*s\n", std::string(c.name).c_str(), static_cast<int>(c.help.size()),
+                     c.help.data());
+    std::fprintf(out,
                  "\n"
                  "  --socket PATH     berthd's socket (default: $BERTH_SOCKET, else %s)\n"
-                 "  -o, --output FMT  table (default) or json\n",
+                 "  -o, --output FMT  table (default), json or yaml\n",
                  kDefaultSocket);
 }
 
@@ -40,12 +68,108 @@ int report(const Error& e) {
     return 1;
 }
 
+Result<ParsedArgs> ParsedArgs::parse(std::string_view command, const std::vector<std::string>& args,
+                                     std::initializer_list<FlagSpec> flags, size_t max_positionals) {
+    ParsedArgs out;
+    auto find = [&](std::string_view name) -> const FlagSpec* {
+        for (const auto& f : flags) {
+            std::string_view names = f.names;
+            while (!names.empty()) {
+                size_t bar = names.find('|');
+                if (names.substr(0, bar) == name) return &f;
+                names = bar == std::string_view::npos ? std::string_view() : names.substr(bar + 1);
+            }
+        }
+        return nullptr;
+    };
+    auto key_of = [](const FlagSpec& f) {
+        size_t bar = f.names.rfind('|');
+        return std::string(bar == std::string_view::npos ? f.names : f.names.substr(bar + 1));
+    };
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        if (out.dashdash) {
+            out.after_dashdash.push_back(arg);
+            continue;
+        }
+        if (arg == "--") {
+            out.dashdash = true;
+            continue;
+        }
+        if (!arg.starts_with("-") || arg == "-" || out.positional.size() >= max_positionals) {
+            out.positional.push_back(arg);
+            continue;
+        }
+        std::string name = arg;
+        std::optional<std::string> inline_value;
+        if (size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
+            name = arg.substr(0, eq);
+            inline_value = arg.substr(eq + 1);
+        }
+        const FlagSpec* f = find(name);
+        if (!f) return fail("{}: unknown flag {}", command, name);
+        if (!f->takes_value) {
+            if (inline_value) return fail("{}: flag {} takes no value", command, name);
+            out.given_.emplace_back(key_of(*f), "");
+            continue;
+        }
+        if (!inline_value) {
+            if (i + 1 >= args.size()) return fail("{}: flag {} needs a value", command, name);
+            inline_value = args[++i];
+        }
+        out.given_.emplace_back(key_of(*f), *inline_value);
+    }
+    return out;
+}
+
+bool ParsedArgs::has(std::string_view key) const {
+    for (const auto& [k, v] : given_)
+        if (k == key) return true;
+    return false;
+}
+
+std::optional<std::string> ParsedArgs::value(std::string_view key) const {
+    std::optional<std::string> last;
+    for (const auto& [k, v] : given_)
+        if (k == key) last = v;
+    return last;
+}
+
+std::vector<std::string> ParsedArgs::values(std::string_view key) const {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : given_)
+        if (k == key) out.push_back(v);
+    return out;
+}
+
+Result<std::optional<long long>> ParsedArgs::number(std::string_view key) const {
+    auto v = value(key);
+    if (!v) return std::optional<long long>();
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v->c_str(), &end, 10);
+    if (v->empty() || *end != '\0' || errno != 0 || n < 0)
+        return fail("{} {:?}: not a non-negative integer", key, *v);
+    return std::optional<long long>(n);
+}
+
+Result<std::map<std::string, std::string>> ParsedArgs::labels(std::string_view key) const {
+    std::map<std::string, std::string> out;
+    for (const auto& v : values(key)) {
+        size_t eq = v.find('=');
+        if (eq == std::string::npos || eq == 0) return fail("{} {:?}: not KEY=VALUE", key, v);
+        out[v.substr(0, eq)] = v.substr(eq + 1);
+    }
+    return out;
+}
+
 int run(int argc, char** argv) {
     GlobalOptions opts;
     const char* env_socket = std::getenv("BERTH_SOCKET");
     opts.socket_path = env_socket && *env_socket ? env_socket : kDefaultSocket;
 
-    // Flags may come before or after the command (no command has flags of its own yet); "--" ends them.
+    // The global flags may come before or after the command (as with crictl); every other argument, "--" and all
+    // after it included, goes to the command.
     std::vector<std::string> positional;
     bool flags_done = false;
     for (int i = 1; i < argc; ++i) {
@@ -56,6 +180,7 @@ int run(int argc, char** argv) {
         }
         if (arg == "--") {
             flags_done = true;
+            positional.emplace_back(arg);
             continue;
         }
         if (arg == "--help" || arg == "-h") {
@@ -69,6 +194,9 @@ int run(int argc, char** argv) {
         } else if (arg.starts_with("--socket=") || arg.starts_with("--output=")) {
             value = arg.substr(arg.find('=') + 1);
             arg = arg.substr(0, arg.find('='));
+        } else if (!positional.empty()) {
+            positional.emplace_back(arg);  // the command's own flag
+            continue;
         } else {
             std::fprintf(stderr, "berthctl: unknown flag %.*s\n", static_cast<int>(arg.size()), arg.data());
             usage(stderr);
@@ -88,8 +216,8 @@ int run(int argc, char** argv) {
     }
     const std::string name = positional.front();
     std::vector<std::string> args(positional.begin() + 1, positional.end());
-    for (const auto& [cmd, fn] : kCommands)
-        if (cmd == name) return fn(opts, args);
+    for (const auto& c : kCommands)
+        if (c.name == name) return c.fn(opts, args);
     std::fprintf(stderr, "berthctl: unknown command %s\n", name.c_str());
     usage(stderr);
     return 2;
