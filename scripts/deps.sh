@@ -14,6 +14,8 @@ packages=(
   libyaml-cpp-dev
   # image metadata (src/store)
   libsqlite3-dev
+  # berthd's configuration file (berth.toml), header-only
+  libtomlplusplus-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # test images and peer runtimes

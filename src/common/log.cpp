@@ -13,6 +13,7 @@ namespace {
 int g_fd = STDERR_FILENO;
 Format g_format = Format::text;
 bool g_debug = false;
+Level g_min = Level::debug;  // below this nothing is written; debug messages also need g_debug
 
 const char* level_name(Level l) {
     switch (l) {
@@ -37,9 +38,15 @@ void init(const std::string& path, Format format, bool debug) {
 }
 
 bool debug_enabled() { return g_debug; }
+
+void set_min_level(Level min) {
+    g_min = min;
+    g_debug = min == Level::debug;
+}
 int fd() { return g_fd; }
 
 void write(Level level, std::string_view msg) {
+    if (static_cast<int>(level) < static_cast<int>(g_min)) return;
     std::string line;
     if (g_format == Format::json) {
         nlohmann::json j = {{"level", level_name(level)}, {"msg", msg}, {"time", now_rfc3339_nano()}};

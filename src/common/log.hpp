@@ -19,6 +19,8 @@ enum class Format { text, json };
 void init(const std::string& path, Format format, bool debug);
 void write(Level level, std::string_view msg);
 bool debug_enabled();
+// Drops messages below `min` (berthd's log_level). Level::debug also enables debug messages.
+void set_min_level(Level min);
 // Closes the log fd (call in a child before exec if it was not opened O_CLOEXEC).
 int fd();
 

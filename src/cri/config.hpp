@@ -46,6 +46,11 @@ struct DaemonConfig {
 
 // Reads the TOML file at `path` over the defaults. A missing file is the defaults when `must_exist` is false.
 // Errors name the file, the key and what is wrong (`berth.toml: runtimes.crun.path: not an absolute path`).
+// The returned configuration always has the "berth" handler, and has passed validate_config().
 [[nodiscard]] Result<DaemonConfig> load_config(const std::string& path, bool must_exist);
+
+// Checks what flags may have changed after load_config (paths absolute, known log level, cgroup driver, a default
+// handler that exists, a host:port streaming address); `source` names where the values came from in errors.
+[[nodiscard]] Result<void> validate_config(const DaemonConfig& config, const std::string& source);
 
 }  // namespace berth::cri

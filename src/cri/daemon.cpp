@@ -40,12 +40,12 @@ Result<void> run_daemon(const DaemonConfig& config) {
 
     RuntimeState state(config);
     RuntimeService runtime_service(state);
-    ImageService image_service;
+    BERTH_ASSIGN(std::unique_ptr<ImageService> image_service, ImageService::create(config));
 
     grpc::ServerBuilder builder;
     builder.AddListeningPort("unix:" + config.socket_path, grpc::InsecureServerCredentials());
     builder.RegisterService(&runtime_service);
-    builder.RegisterService(&image_service);
+    builder.RegisterService(image_service.get());
     std::unique_ptr<grpc::Server> server;
     {
         // bind(2) creates the socket file with 0777 & ~umask: 0660 from the first moment, no window to chmod.

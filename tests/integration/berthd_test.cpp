@@ -37,9 +37,17 @@ protected:
         dir_.reset();
     }
 
+    // A root, state dir and (empty) configuration file of the test's own: nothing of the host's is used.
+    std::vector<std::string> daemon_args() {
+        std::filesystem::create_directories(dir_->path() + "/etc");
+        std::ofstream(dir_->path() + "/etc/berth.toml").flush();
+        return {"--config", dir_->path() + "/etc/berth.toml", "--root", dir_->path() + "/root", "--state-dir",
+                dir_->path() + "/state"};
+    }
+
     void start_daemon() {
         daemon_ = std::make_unique<BerthdProcess>();
-        ASSERT_TRUE(daemon_->start(socket_)) << "berthd did not start (exit " << daemon_->exit_code() << "):\n"
+        ASSERT_TRUE(daemon_->start(socket_, daemon_args())) << "berthd did not start (exit " << daemon_->exit_code() << "):\n"
                                              << daemon_->output();
     }
 
@@ -171,7 +179,7 @@ TEST_F(BerthdTest, SocketHasMode0660) {
 TEST_F(BerthdTest, SecondDaemonOnTheSameSocketRefuses) {
     start_daemon();
     BerthdProcess second;
-    ASSERT_FALSE(second.start(socket_)) << "a second berthd started on " << socket_;
+    ASSERT_FALSE(second.start(socket_, daemon_args())) << "a second berthd started on " << socket_;
     EXPECT_EQ(second.exit_code(), 1);
     EXPECT_NE(second.output().find("another berthd is serving " + socket_), std::string::npos) << second.output();
     // The first one still serves.
@@ -210,7 +218,7 @@ TEST_F(BerthdTest, RefusesToRemoveAFileThatIsNotASocket) {
     std::filesystem::create_directories(dir_->path() + "/run");
     write_text(socket_, "not a socket\n");
     BerthdProcess d;
-    ASSERT_FALSE(d.start(socket_));
+    ASSERT_FALSE(d.start(socket_, daemon_args()));
     EXPECT_EQ(d.exit_code(), 1);
     EXPECT_NE(d.output().find("is not a socket"), std::string::npos) << d.output();
     EXPECT_EQ(read_text(socket_), "not a socket\n");

@@ -1,59 +1,106 @@
-// berthd: the CRI daemon. Parses flags and hands over to cri::run_daemon; no logic here.
+// berthd: the CRI daemon. Parses flags, loads the configuration and hands over to cri::run_daemon; no logic here.
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "common/log.hpp"
+#include "cri/config.hpp"
 #include "cri/daemon.hpp"
 
 namespace {
 
-constexpr const char* kDefaultSocket = "/run/berth/berth.sock";
+constexpr const char* kDefaultConfig = "/etc/berth/berth.toml";
 
 void usage(std::FILE* out) {
     std::fprintf(out,
-                 "usage: berthd [--socket PATH] [--debug]\n"
+                 "usage: berthd [--config PATH] [--socket PATH] [--root DIR] [--state-dir DIR] [--monitor PATH]\n"
+                 "              [--log-level LEVEL] [--debug]\n"
                  "\n"
                  "Serves the Kubernetes CRI (runtime.v1 RuntimeService and ImageService) on a unix socket.\n"
+                 "Flags override the configuration file (see docs/configuration.md).\n"
                  "\n"
-                 "  --socket PATH  socket to serve on (default %s), created with mode 0660\n"
-                 "  --debug        debug logging\n"
-                 "  --version      print the version and exit\n"
-                 "  --help         this text\n",
-                 kDefaultSocket);
+                 "  --config PATH      configuration file (default %s; a missing default file means the defaults)\n"
+                 "  --socket PATH      socket to serve on (default /run/berth/berth.sock), created with mode 0660\n"
+                 "  --root DIR         persistent data: images, container records (default /var/lib/berth)\n"
+                 "  --state-dir DIR    runtime state (default /run/berth)\n"
+                 "  --monitor PATH     the berth-monitor binary (default: beside berthd)\n"
+                 "  --log-level LEVEL  error, warn, info or debug (default info)\n"
+                 "  --debug            the same as --log-level debug\n"
+                 "  --version          print the version and exit\n"
+                 "  --help             this text\n",
+                 kDefaultConfig);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    berth::cri::DaemonConfig config{.socket_path = kDefaultSocket};
-    bool debug = false;
+    std::optional<std::string> config_path, socket, root, state_dir, monitor, log_level;
+    struct Flag {
+        std::string_view name;
+        std::optional<std::string>* value;
+    };
+    const Flag flags[] = {{"--config", &config_path}, {"--socket", &socket},   {"--root", &root},
+                          {"--state-dir", &state_dir}, {"--monitor", &monitor}, {"--log-level", &log_level}};
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
-        if (arg == "--socket") {
-            if (i + 1 >= argc) {
-                std::fprintf(stderr, "berthd: --socket needs a path\n");
-                return 2;
-            }
-            config.socket_path = argv[++i];
-        } else if (arg.starts_with("--socket=")) {
-            config.socket_path = std::string(arg.substr(9));
-        } else if (arg == "--debug") {
-            debug = true;
-        } else if (arg == "--version") {
+        if (arg == "--debug") {
+            log_level = "debug";
+            continue;
+        }
+        if (arg == "--version") {
             std::printf("berthd version %s\n", BERTH_VERSION);
             return 0;
-        } else if (arg == "--help" || arg == "-h") {
+        }
+        if (arg == "--help" || arg == "-h") {
             usage(stdout);
             return 0;
-        } else {
+        }
+        bool known = false;
+        for (const Flag& f : flags) {
+            if (arg == f.name) {
+                if (i + 1 >= argc) {
+                    std::fprintf(stderr, "berthd: %.*s needs a value\n", static_cast<int>(f.name.size()),
+                                 f.name.data());
+                    return 2;
+                }
+                *f.value = argv[++i];
+                known = true;
+            } else if (arg.starts_with(f.name) && arg.size() > f.name.size() && arg[f.name.size()] == '=') {
+                *f.value = std::string(arg.substr(f.name.size() + 1));
+                known = true;
+            }
+            if (known) break;
+        }
+        if (!known) {
             std::fprintf(stderr, "berthd: unknown argument %.*s\n", static_cast<int>(arg.size()), arg.data());
             usage(stderr);
             return 2;
         }
     }
-    berth::log::init("", berth::log::Format::text, debug);
-    if (auto r = berth::cri::run_daemon(config); !r) {
+
+    // Logging to stderr from the start, so configuration errors are reported like every other error.
+    berth::log::init("", berth::log::Format::text, log_level == "debug");
+    auto config = berth::cri::load_config(config_path.value_or(kDefaultConfig), config_path.has_value());
+    if (!config) {
+        berth::log::error("{}", config.error().message());
+        return 1;
+    }
+    if (socket) config->socket_path = *socket;
+    if (root) config->root_dir = *root;
+    if (state_dir) config->state_dir = *state_dir;
+    if (monitor) config->monitor_path = *monitor;
+    if (log_level) config->log_level = *log_level;
+    if (auto r = berth::cri::validate_config(*config, "berthd flags and " + config_path.value_or(kDefaultConfig));
+        !r) {
+        berth::log::error("{}", r.error().message());
+        return 1;
+    }
+    using berth::log::Level;
+    const std::string& lv = config->log_level;
+    berth::log::set_min_level(lv == "debug" ? Level::debug : lv == "warn" ? Level::warn
+                              : lv == "error"  ? Level::error : Level::info);
+    if (auto r = berth::cri::run_daemon(*config); !r) {
         berth::log::error("{}", r.error().message());
         return 1;
     }
