@@ -7,6 +7,7 @@
 
 #include <deque>
 
+#include "flags.hpp"
 #include "config_file.hpp"
 #include "cri_log_reader.hpp"
 #include "output.hpp"
@@ -222,6 +223,41 @@ TEST(Output, ShortIdsSizesAndAges) {
     EXPECT_EQ(human_age(0, now), "");
     EXPECT_FALSE(parse_output_format("xml"));
     EXPECT_EQ(parse_output_format("yaml").value(), OutputFormat::yaml);
+}
+
+// ---- command flags ----
+
+TEST(Args, FlagsPositionalsAndDashDash) {
+    auto p = ParsedArgs::parse("ps", {"-a", "--label", "a=1", "x", "--label=b=2", "--", "-q"},
+                               {{"-a|--all", false}, {"--label", true}, {"-q|--quiet", false}});
+    ASSERT_TRUE(p) << p.error().message();
+    EXPECT_TRUE(p->has("--all"));
+    EXPECT_FALSE(p->has("--quiet"));  // after "--"
+    EXPECT_EQ(p->positional, std::vector<std::string>{"x"});
+    EXPECT_EQ(p->after_dashdash, std::vector<std::string>{"-q"});
+    auto labels = p->labels("--label");
+    ASSERT_TRUE(labels);
+    EXPECT_EQ(*labels, (std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}}));
+}
+
+TEST(Args, AfterMaxPositionalsEverythingIsPositional) {
+    auto p = ParsedArgs::parse("exec", {"--timeout", "5", "ctr", "ls", "-l"}, {{"--timeout", true}}, 1);
+    ASSERT_TRUE(p) << p.error().message();
+    EXPECT_EQ(p->positional, (std::vector<std::string>{"ctr", "ls", "-l"}));
+    EXPECT_EQ(p->number("--timeout").value(), 5);
+}
+
+TEST(Args, ErrorsNameTheFlag) {
+    auto unknown = ParsedArgs::parse("ps", {"--bogus"}, {{"-a|--all", false}});
+    ASSERT_FALSE(unknown);
+    EXPECT_EQ(unknown.error().message(), "ps: unknown flag --bogus");
+    auto missing = ParsedArgs::parse("stop", {"-t"}, {{"-t|--timeout", true}});
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().message(), "stop: flag -t needs a value");
+    auto p = ParsedArgs::parse("stop", {"-t", "-3", "--label", "nokey"}, {{"-t|--timeout", true}, {"--label", true}});
+    ASSERT_TRUE(p);
+    EXPECT_FALSE(p->number("--timeout"));
+    EXPECT_FALSE(p->labels("--label"));
 }
 
 }  // namespace

@@ -71,8 +71,7 @@ int cmd_ps(const GlobalOptions& opts, const std::vector<std::string>& args) {
     auto p = ParsedArgs::parse("ps", args,
                                {{"-a|--all", false}, {"--id", true}, {"-p|--pod", true}, {"--name", true},
                                 {"-s|--state", true}, {"--label", true}, {"-q|--quiet", false},
-                                {"--no-trunc", false}},
-                               0);
+                                {"--no-trunc", false}});
     if (!p) return report(p.error());
     if (!p->positional.empty()) return report(Error(0, fmt::format("ps: unexpected argument {:?}", p->positional[0])));
     v1::ListContainersRequest req;

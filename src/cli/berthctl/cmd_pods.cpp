@@ -50,8 +50,7 @@ Result<void> inspect_pod(CriClient& client, const std::string& id, OutputFormat 
 int cmd_pods(const GlobalOptions& opts, const std::vector<std::string>& args) {
     auto p = ParsedArgs::parse("pods", args,
                                {{"--id", true}, {"--name", true}, {"--namespace", true}, {"--label", true},
-                                {"-s|--state", true}, {"-q|--quiet", false}, {"--no-trunc", false}},
-                               0);
+                                {"-s|--state", true}, {"-q|--quiet", false}, {"--no-trunc", false}});
     if (!p) return report(p.error());
     if (!p->positional.empty()) return report(Error(0, fmt::format("pods: unexpected argument {:?}", p->positional[0])));
     v1::ListPodSandboxRequest req;

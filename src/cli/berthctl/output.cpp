@@ -45,6 +45,7 @@ bool needs_quotes(const std::string& s) {
 void emit(YAML::Emitter& out, const nlohmann::json& j) {
     switch (j.type()) {
     case nlohmann::json::value_t::object:
+        if (j.empty()) out << YAML::Flow;  // "{}" on the key's line
         out << YAML::BeginMap;
         for (const auto& [k, v] : j.items()) {
             out << YAML::Key;
@@ -55,6 +56,7 @@ void emit(YAML::Emitter& out, const nlohmann::json& j) {
         out << YAML::EndMap;
         break;
     case nlohmann::json::value_t::array:
+        if (j.empty()) out << YAML::Flow;
         out << YAML::BeginSeq;
         for (const auto& v : j) emit(out, v);
         out << YAML::EndSeq;
