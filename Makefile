@@ -28,7 +28,7 @@ integration: build
 
 demo: deps
 	$(MAKE) build
-	@bash scripts/demo.sh $(BUILD_DIR)/bin/berth
+	@bash scripts/demo.sh $(BUILD_DIR)/bin/berth $(BUILD_DIR)/bin/berthctl
 
 bench: deps
 	$(MAKE) build

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# `make bench`: the container lifecycle benchmark, berth against crun and runc (see bench/lifecycle.cpp).
+# `make bench`: the container lifecycle benchmark, berth against crun and runc (see bench/lifecycle.cpp), then the
+# image pull benchmark, berthctl against ctr and skopeo+umoci (bench/pull.sh).
 #
 #   bench/run.sh BUILD_DIR [berth_bench options...]     e.g. bench/run.sh build --rounds 1 --iterations 10
+#   bench/run.sh BUILD_DIR lifecycle|pull [...]          only one of them
 set -euo pipefail
 
 if (($# < 1)); then
-    echo "usage: $0 BUILD_DIR [--rounds N] [--iterations N] [--runtimes LIST] [--berth PATH] [--no-floor]" >&2
+    echo "usage: $0 BUILD_DIR [lifecycle|pull] [--rounds N] [--iterations N] [--runtimes LIST] [--berth PATH]" \
+        "[--no-floor]" >&2
     exit 2
 fi
 build=$1
 shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+which=all
+if (($# > 0)) && [[ $1 == lifecycle || $1 == pull ]]; then
+    which=$1
+    shift
+fi
+if [[ $which == pull ]]; then
+    exec bash "$repo/bench/pull.sh" "$build"
+fi
 bench=$build/bin/berth_bench
 if [[ ! -x $bench ]]; then
     echo "bench: $bench not built (cmake --build $build)" >&2
@@ -20,4 +31,9 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "bench: containers need root; run as root (or: sudo make bench)" >&2
     exit 1
 fi
-exec "$bench" --make-bundle "$repo/scripts/make-bundle.sh" "$@"
+if [[ $which == lifecycle ]]; then
+    exec "$bench" --make-bundle "$repo/scripts/make-bundle.sh" "$@"
+fi
+"$bench" --make-bundle "$repo/scripts/make-bundle.sh" "$@"
+echo
+bash "$repo/bench/pull.sh" "$build"

@@ -16,6 +16,8 @@ packages=(
   libsqlite3-dev
   # berthd's configuration file (berth.toml), header-only
   libtomlplusplus-dev
+  # registry client (src/image/registry.cpp)
+  libcurl4-openssl-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # test images and peer runtimes
@@ -23,6 +25,12 @@ packages=(
   # real clients that drive berth in tests/integration/clients_test.cpp (ctr and containerd-shim-runc-v2 come
   # with containerd), curl for containerd's Tasks.Update API, which ctr 1.6 has no command for
   podman containerd conmon curl
+  # a real registry for tests/integration/registry_test.cpp: docker-registry, htpasswd (apache2-utils) for its
+  # basic auth, skopeo to push test images into it
+  docker-registry apache2-utils skopeo
+  # bench/pull.sh: umoci (with skopeo) and containerd's ctr as the peers of `berthctl image pull`, GNU time for
+  # peak RSS
+  umoci time
 )
 
 missing=()

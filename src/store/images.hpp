@@ -64,6 +64,14 @@ public:
     // and import temp directories).
     [[nodiscard]] Result<GcStats> prune();
 
+    // For writers outside this class (store/pull.cpp): the shared gc lock an import holds from its first blob to
+    // its record (see above), and the record of an image whose blobs and snapshots the caller has put in place
+    // while holding it. `img.ref_name` is not used; `names` are normalized references.
+    [[nodiscard]] Result<UniqueFd> writer_lock() const { return gc_lock(false); }
+    [[nodiscard]] Result<ImageRecord> record_image(const image::ImportedImage& img, std::vector<std::string> names) {
+        return record(img, std::move(names));
+    }
+
 private:
     Images(std::string root, image::ContentStore c, image::SnapshotStore s, ImageStore r)
         : root_(std::move(root)), content_(std::move(c)), snapshots_(std::move(s)), records_(std::move(r)) {}

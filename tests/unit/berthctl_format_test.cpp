@@ -211,10 +211,10 @@ TEST(Output, ShortIdsSizesAndAges) {
     EXPECT_EQ(short_id("sha256:0123456789abcdef0123", false), "0123456789abc");
     EXPECT_EQ(short_id("sha256:0123456789abcdef0123", true), "0123456789abcdef0123");
     EXPECT_EQ(short_id("short", false), "short");
-    EXPECT_EQ(human_size(512), "512B");
-    EXPECT_EQ(human_size(1'440'000), "1.44MB");
-    EXPECT_EQ(human_size(4'200'000'000), "4.2GB");
-    EXPECT_EQ(human_size(130'000'000), "130MB");
+    EXPECT_EQ(decimal_size(512), "512B");
+    EXPECT_EQ(decimal_size(1'440'000), "1.44MB");
+    EXPECT_EQ(decimal_size(4'200'000'000), "4.2GB");
+    EXPECT_EQ(decimal_size(130'000'000), "130MB");
     const int64_t s = 1'000'000'000, now = 1'000'000 * s;
     EXPECT_EQ(human_age(now - 5 * s, now), "5 seconds ago");
     EXPECT_EQ(human_age(now - 70 * s, now), "About a minute ago");

@@ -260,9 +260,9 @@ int cmd_stats(const GlobalOptions& opts, const std::vector<std::string>& args) {
         std::string cpu = s.cpu().has_usage_nano_cores()
                               ? fmt::format("{:.2f}", static_cast<double>(s.cpu().usage_nano_cores().value()) / 1e7)
                               : "-";
-        std::string mem = s.memory().has_working_set_bytes() ? human_size(s.memory().working_set_bytes().value()) : "-";
+        std::string mem = s.memory().has_working_set_bytes() ? decimal_size(s.memory().working_set_bytes().value()) : "-";
         std::string disk =
-            s.writable_layer().has_used_bytes() ? human_size(s.writable_layer().used_bytes().value()) : "-";
+            s.writable_layer().has_used_bytes() ? decimal_size(s.writable_layer().used_bytes().value()) : "-";
         std::string inodes =
             s.writable_layer().has_inodes_used() ? std::to_string(s.writable_layer().inodes_used().value()) : "-";
         t.add_row({short_id(s.attributes().id(), no_trunc), s.attributes().metadata().name(), cpu, mem, disk, inodes});

@@ -64,7 +64,7 @@ int cmd_images(const GlobalOptions& opts, const std::vector<std::string>& args) 
             std::vector<std::string> cells = {repo, tag};
             if (digests) cells.push_back(digest.empty() ? "<none>" : digest);
             cells.push_back(short_id(img.id(), no_trunc));
-            cells.push_back(human_size(img.size()));
+            cells.push_back(decimal_size(img.size()));
             t.add_row(std::move(cells));
         };
         if (img.repo_tags().empty()) {

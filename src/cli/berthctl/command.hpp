@@ -51,6 +51,8 @@ int cmd_images(const GlobalOptions& opts, const std::vector<std::string>& args);
 int cmd_pull(const GlobalOptions& opts, const std::vector<std::string>& args);
 int cmd_rmi(const GlobalOptions& opts, const std::vector<std::string>& args);
 int cmd_inspecti(const GlobalOptions& opts, const std::vector<std::string>& args);
+// image SUBCOMMAND [--root DIR] [-o json] ...: works on a store root directly (cmd_image.cpp).
+int cmd_image(const GlobalOptions& opts, const std::vector<std::string>& args);
 
 // Prints "berthctl: <message>" to stderr and returns 1.
 int report(const Error& e);

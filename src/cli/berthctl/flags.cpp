@@ -6,9 +6,9 @@
 namespace berth::ctl {
 
 Result<ParsedArgs> ParsedArgs::parse(std::string_view command, const std::vector<std::string>& args,
-                                     std::initializer_list<FlagSpec> flags, size_t max_positionals) {
+                                     std::initializer_list<CmdFlag> flags, size_t max_positionals) {
     ParsedArgs out;
-    auto find = [&](std::string_view name) -> const FlagSpec* {
+    auto find = [&](std::string_view name) -> const CmdFlag* {
         for (const auto& f : flags) {
             std::string_view names = f.names;
             while (!names.empty()) {
@@ -19,7 +19,7 @@ Result<ParsedArgs> ParsedArgs::parse(std::string_view command, const std::vector
         }
         return nullptr;
     };
-    auto key_of = [](const FlagSpec& f) {
+    auto key_of = [](const CmdFlag& f) {
         size_t bar = f.names.rfind('|');
         return std::string(bar == std::string_view::npos ? f.names : f.names.substr(bar + 1));
     };
@@ -43,7 +43,7 @@ Result<ParsedArgs> ParsedArgs::parse(std::string_view command, const std::vector
             name = arg.substr(0, eq);
             inline_value = arg.substr(eq + 1);
         }
-        const FlagSpec* f = find(name);
+        const CmdFlag* f = find(name);
         if (!f) return fail("{}: unknown flag {}", command, name);
         if (!f->takes_value) {
             if (inline_value) return fail("{}: flag {} takes no value", command, name);

@@ -17,7 +17,7 @@ namespace berth::ctl {
 
 // A command's own flags. `names` lists the spellings separated by '|' ("-a|--all"); the last one is the key used
 // to look the flag up. `takes_value`: the next argument (or "=value") is its value; flags may repeat.
-struct FlagSpec {
+struct CmdFlag {
     std::string_view names;
     bool takes_value = false;
 };
@@ -27,7 +27,7 @@ public:
     // Flags and positionals in any order; "--" ends the flags (what follows is in `after_dashdash`). Once
     // `max_positionals` positionals are seen, everything else is positional too (exec ID CMD -l, run IMAGE CMD).
     [[nodiscard]] static Result<ParsedArgs> parse(std::string_view command, const std::vector<std::string>& args,
-                                                  std::initializer_list<FlagSpec> flags,
+                                                  std::initializer_list<CmdFlag> flags,
                                                   size_t max_positionals = std::numeric_limits<size_t>::max());
 
     bool has(std::string_view key) const;

@@ -22,6 +22,7 @@ struct CommandEntry {
 constexpr CommandEntry kCommands[] = {
     {"version", cmd_version, "runtime name and versions (CRI Version)"},
     {"info", cmd_info, "runtime conditions and configuration (CRI Status, verbose)"},
+    {"image", cmd_image, "images of a store root directly, without berthd (berthctl image --help)"},
     // pods, containers, logs, exec, stats, CRI images, run (docs/berthctl.md)
     {"pods", cmd_pods, "list pod sandboxes"},
     {"runp", cmd_runp, "run a pod sandbox from a PodSandboxConfig file (JSON or YAML)"},
@@ -74,11 +75,14 @@ int run(int argc, char** argv) {
     opts.socket_path = env_socket && *env_socket ? env_socket : kDefaultSocket;
 
     // The global flags may come before or after the command (as with crictl); every other argument, "--" and all
-    // after it included, goes to the command.
+    // after it included, goes to the command. `image` parses everything after it itself (it knows -o/--output too).
     std::vector<std::string> positional;
     bool flags_done = false;
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
+        if (positional.empty() && arg == "image") {
+            return cmd_image(opts, std::vector<std::string>(argv + i + 1, argv + argc));
+        }
         if (flags_done || !arg.starts_with("-") || arg == "-") {
             positional.emplace_back(arg);
             continue;

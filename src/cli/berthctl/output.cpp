@@ -157,7 +157,7 @@ std::string human_age(int64_t then_ns, int64_t now) {
     return plural(h / 24 / 365, "year");
 }
 
-std::string human_size(uint64_t bytes) {
+std::string decimal_size(uint64_t bytes) {
     static constexpr const char* kUnits[] = {"B", "kB", "MB", "GB", "TB", "PB"};
     double v = static_cast<double>(bytes);
     size_t u = 0;

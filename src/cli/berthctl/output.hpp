@@ -50,7 +50,7 @@ std::string short_id(std::string_view id, bool no_trunc);
 std::string human_age(int64_t then_ns, int64_t now_ns);
 
 // 1000-based sizes as crictl prints them: "512B", "1.44MB", "4.2GB".
-std::string human_size(uint64_t bytes);
+std::string decimal_size(uint64_t bytes);
 
 // Current time in nanoseconds since the epoch.
 int64_t now_ns();
