@@ -1,3 +1,6 @@
+// clang-format off
+#include "cri/api.hpp"  // before anything that includes <signal.h>: see src/cri/api.hpp
+// clang-format on
 #include "cri/daemon.hpp"
 
 #include <grpcpp/server.h>
@@ -8,7 +11,10 @@
 #include <memory>
 
 #include "common/log.hpp"
+#include "cri/container_manager.hpp"
+#include "cri/cri_context.hpp"
 #include "cri/image_service.hpp"
+#include "cri/pod_manager.hpp"
 #include "cri/runtime_service.hpp"
 #include "cri/socket_claim.hpp"
 #include "cri/stop_signals.hpp"
@@ -38,8 +44,22 @@ Result<void> run_daemon(const DaemonConfig& config) {
 
     BERTH_ASSIGN(SocketClaim claim, SocketClaim::claim(config.socket_path));
 
+    // Records and images first, then what was left running or half-made is reconciled, before anything is served.
+    CriContext ctx{.config = config};
+    BERTH_ASSIGN(ctx.records, store::CriRecords::open(config.root_dir));
+    {
+        BERTH_ASSIGN(store::Images images, store::Images::open(config.root_dir));
+        ctx.images = std::make_unique<store::Images>(std::move(images));
+    }
+    PodManager pods(ctx);
+    ContainerManager containers(ctx, pods);
+    pods.set_containers(&containers);
+    BERTH_TRY(containers.start_watcher());
+    containers.recover();
+    pods.recover();
+
     RuntimeState state(config);
-    RuntimeService runtime_service(state);
+    RuntimeService runtime_service(state, pods, containers, ctx.events);
     BERTH_ASSIGN(std::unique_ptr<ImageService> image_service, ImageService::create(config));
 
     grpc::ServerBuilder builder;

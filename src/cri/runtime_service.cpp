@@ -1,6 +1,8 @@
 #include "cri/runtime_service.hpp"
 
+#include "cri/container_manager.hpp"
 #include "cri/grpc_status.hpp"
+#include "cri/pod_manager.hpp"
 
 namespace berth::cri {
 
@@ -45,85 +47,121 @@ grpc::Status RuntimeService::UpdateRuntimeConfig(grpc::ServerContext*, const v1:
     return grpc::Status::OK;
 }
 
-// ---- Not implemented yet: every answer names its rpc. ----
+// ---- Not implemented yet (streaming and stats come from other work): every answer names its rpc. ----
 
-grpc::Status RuntimeService::RunPodSandbox(grpc::ServerContext*, const v1::RunPodSandboxRequest*,
-                                           v1::RunPodSandboxResponse*) {
-    return not_implemented("RunPodSandbox");
+grpc::Status RuntimeService::RunPodSandbox(grpc::ServerContext*, const v1::RunPodSandboxRequest* req,
+                                           v1::RunPodSandboxResponse* resp) {
+    auto id = pods_.run(*req);
+    if (!id) return to_status(id.error());
+    resp->set_pod_sandbox_id(*id);
+    return grpc::Status::OK;
 }
 
-grpc::Status RuntimeService::StopPodSandbox(grpc::ServerContext*, const v1::StopPodSandboxRequest*,
+grpc::Status RuntimeService::StopPodSandbox(grpc::ServerContext*, const v1::StopPodSandboxRequest* req,
                                             v1::StopPodSandboxResponse*) {
-    return not_implemented("StopPodSandbox");
+    if (req->pod_sandbox_id().empty()) return to_status(Error(EINVAL, "pod_sandbox_id: empty"));
+    auto r = pods_.stop(req->pod_sandbox_id());
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::RemovePodSandbox(grpc::ServerContext*, const v1::RemovePodSandboxRequest*,
+grpc::Status RuntimeService::RemovePodSandbox(grpc::ServerContext*, const v1::RemovePodSandboxRequest* req,
                                               v1::RemovePodSandboxResponse*) {
-    return not_implemented("RemovePodSandbox");
+    if (req->pod_sandbox_id().empty()) return to_status(Error(EINVAL, "pod_sandbox_id: empty"));
+    auto r = pods_.remove(req->pod_sandbox_id());
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::PodSandboxStatus(grpc::ServerContext*, const v1::PodSandboxStatusRequest*,
-                                              v1::PodSandboxStatusResponse*) {
-    return not_implemented("PodSandboxStatus");
+grpc::Status RuntimeService::PodSandboxStatus(grpc::ServerContext*, const v1::PodSandboxStatusRequest* req,
+                                              v1::PodSandboxStatusResponse* resp) {
+    auto r = pods_.status(req->pod_sandbox_id(), req->verbose(), resp);
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::ListPodSandbox(grpc::ServerContext*, const v1::ListPodSandboxRequest*,
-                                            v1::ListPodSandboxResponse*) {
-    return not_implemented("ListPodSandbox");
+grpc::Status RuntimeService::ListPodSandbox(grpc::ServerContext*, const v1::ListPodSandboxRequest* req,
+                                            v1::ListPodSandboxResponse* resp) {
+    auto r = pods_.list(req->has_filter() ? &req->filter() : nullptr, resp);
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::StreamPodSandboxes(grpc::ServerContext*, const v1::StreamPodSandboxesRequest*,
-                                                grpc::ServerWriter<v1::StreamPodSandboxesResponse>*) {
-    return not_implemented("StreamPodSandboxes");
+grpc::Status RuntimeService::StreamPodSandboxes(grpc::ServerContext*, const v1::StreamPodSandboxesRequest* req,
+                                                grpc::ServerWriter<v1::StreamPodSandboxesResponse>* writer) {
+    v1::ListPodSandboxResponse list;
+    auto r = pods_.list(req->has_filter() ? &req->filter() : nullptr, &list);
+    if (!r) return to_status(r.error());
+    v1::StreamPodSandboxesResponse out;
+    *out.mutable_pod_sandboxes() = std::move(*list.mutable_items());
+    writer->Write(out);
+    return grpc::Status::OK;
 }
 
-grpc::Status RuntimeService::CreateContainer(grpc::ServerContext*, const v1::CreateContainerRequest*,
-                                             v1::CreateContainerResponse*) {
-    return not_implemented("CreateContainer");
+grpc::Status RuntimeService::CreateContainer(grpc::ServerContext*, const v1::CreateContainerRequest* req,
+                                             v1::CreateContainerResponse* resp) {
+    auto id = containers_.create(*req);
+    if (!id) return to_status(id.error());
+    resp->set_container_id(*id);
+    return grpc::Status::OK;
 }
 
-grpc::Status RuntimeService::StartContainer(grpc::ServerContext*, const v1::StartContainerRequest*,
+grpc::Status RuntimeService::StartContainer(grpc::ServerContext*, const v1::StartContainerRequest* req,
                                             v1::StartContainerResponse*) {
-    return not_implemented("StartContainer");
+    auto r = containers_.start(req->container_id());
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::StopContainer(grpc::ServerContext*, const v1::StopContainerRequest*,
+grpc::Status RuntimeService::StopContainer(grpc::ServerContext*, const v1::StopContainerRequest* req,
                                            v1::StopContainerResponse*) {
-    return not_implemented("StopContainer");
+    if (req->container_id().empty()) return to_status(Error(EINVAL, "container_id: empty"));
+    auto r = containers_.stop(req->container_id(), req->timeout());
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::RemoveContainer(grpc::ServerContext*, const v1::RemoveContainerRequest*,
+grpc::Status RuntimeService::RemoveContainer(grpc::ServerContext*, const v1::RemoveContainerRequest* req,
                                              v1::RemoveContainerResponse*) {
-    return not_implemented("RemoveContainer");
+    if (req->container_id().empty()) return to_status(Error(EINVAL, "container_id: empty"));
+    auto r = containers_.remove(req->container_id());
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::ListContainers(grpc::ServerContext*, const v1::ListContainersRequest*,
-                                            v1::ListContainersResponse*) {
-    return not_implemented("ListContainers");
+grpc::Status RuntimeService::ListContainers(grpc::ServerContext*, const v1::ListContainersRequest* req,
+                                            v1::ListContainersResponse* resp) {
+    auto r = containers_.list(req->has_filter() ? &req->filter() : nullptr, resp);
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::StreamContainers(grpc::ServerContext*, const v1::StreamContainersRequest*,
-                                              grpc::ServerWriter<v1::StreamContainersResponse>*) {
-    return not_implemented("StreamContainers");
+grpc::Status RuntimeService::StreamContainers(grpc::ServerContext*, const v1::StreamContainersRequest* req,
+                                              grpc::ServerWriter<v1::StreamContainersResponse>* writer) {
+    v1::ListContainersResponse list;
+    auto r = containers_.list(req->has_filter() ? &req->filter() : nullptr, &list);
+    if (!r) return to_status(r.error());
+    v1::StreamContainersResponse out;
+    *out.mutable_containers() = std::move(*list.mutable_containers());
+    writer->Write(out);
+    return grpc::Status::OK;
 }
 
-grpc::Status RuntimeService::ContainerStatus(grpc::ServerContext*, const v1::ContainerStatusRequest*,
-                                             v1::ContainerStatusResponse*) {
-    return not_implemented("ContainerStatus");
+grpc::Status RuntimeService::ContainerStatus(grpc::ServerContext*, const v1::ContainerStatusRequest* req,
+                                             v1::ContainerStatusResponse* resp) {
+    auto r = containers_.status(req->container_id(), req->verbose(), resp);
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::UpdateContainerResources(grpc::ServerContext*, const v1::UpdateContainerResourcesRequest*,
+grpc::Status RuntimeService::UpdateContainerResources(grpc::ServerContext*,
+                                                      const v1::UpdateContainerResourcesRequest* req,
                                                       v1::UpdateContainerResourcesResponse*) {
-    return not_implemented("UpdateContainerResources");
+    auto r = containers_.update_resources(req->container_id(), req->linux());
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::ReopenContainerLog(grpc::ServerContext*, const v1::ReopenContainerLogRequest*,
+grpc::Status RuntimeService::ReopenContainerLog(grpc::ServerContext*, const v1::ReopenContainerLogRequest* req,
                                                 v1::ReopenContainerLogResponse*) {
-    return not_implemented("ReopenContainerLog");
+    auto r = containers_.reopen_log(req->container_id());
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::ExecSync(grpc::ServerContext*, const v1::ExecSyncRequest*, v1::ExecSyncResponse*) {
-    return not_implemented("ExecSync");
+grpc::Status RuntimeService::ExecSync(grpc::ServerContext*, const v1::ExecSyncRequest* req,
+                                      v1::ExecSyncResponse* resp) {
+    auto r = containers_.exec_sync(*req, resp);
+    return r ? grpc::Status::OK : to_status(r.error());
 }
 
 grpc::Status RuntimeService::Exec(grpc::ServerContext*, const v1::ExecRequest*, v1::ExecResponse*) {
@@ -174,9 +212,18 @@ grpc::Status RuntimeService::CheckpointContainer(grpc::ServerContext*, const v1:
     return not_implemented("CheckpointContainer");
 }
 
-grpc::Status RuntimeService::GetContainerEvents(grpc::ServerContext*, const v1::GetEventsRequest*,
-                                                grpc::ServerWriter<v1::ContainerEventResponse>*) {
-    return not_implemented("GetContainerEvents");
+grpc::Status RuntimeService::GetContainerEvents(grpc::ServerContext* ctx, const v1::GetEventsRequest*,
+                                                grpc::ServerWriter<v1::ContainerEventResponse>* writer) {
+    auto sub = events_.subscribe();
+    // Woken by each event; the short wait only bounds how late a client's hang-up is noticed.
+    constexpr int kCancelCheckMs = 500;
+    v1::ContainerEventResponse ev;
+    while (!ctx->IsCancelled()) {
+        if (!sub->next(ev, kCancelCheckMs)) continue;
+        if (!writer->Write(ev)) break;
+    }
+    events_.unsubscribe(sub);
+    return grpc::Status::OK;
 }
 
 grpc::Status RuntimeService::ListMetricDescriptors(grpc::ServerContext*, const v1::ListMetricDescriptorsRequest*,

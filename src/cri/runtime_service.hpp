@@ -5,14 +5,19 @@
 #pragma once
 
 #include "cri/api.hpp"
+#include "cri/events.hpp"
 #include "cri/runtime_state.hpp"
 
 namespace berth::cri {
 
+class PodManager;
+class ContainerManager;
+
 class RuntimeService final : public v1::RuntimeService::Service {
 public:
-    // `state` must outlive the service.
-    explicit RuntimeService(RuntimeState& state) : state_(state) {}
+    // Everything named must outlive the service.
+    RuntimeService(RuntimeState& state, PodManager& pods, ContainerManager& containers, EventBus& events)
+        : state_(state), pods_(pods), containers_(containers), events_(events) {}
 
     grpc::Status Version(grpc::ServerContext* ctx, const v1::VersionRequest* req, v1::VersionResponse* resp) override;
     grpc::Status RunPodSandbox(grpc::ServerContext* ctx, const v1::RunPodSandboxRequest* req,
@@ -83,6 +88,9 @@ public:
 
 private:
     RuntimeState& state_;
+    PodManager& pods_;
+    ContainerManager& containers_;
+    EventBus& events_;
 };
 
 }  // namespace berth::cri

@@ -51,6 +51,8 @@ struct HostContext {
     bool hugetlb_available = true;     // false: hugepage limits are dropped (logged), never a failed container
     std::string seccomp_profile_root;  // Localhost profiles are resolved under it when relative
     bool apparmor_enabled = false;
+    // The loaded AppArmor profile RuntimeDefault means; empty: RuntimeDefault fails (berth ships no profile).
+    std::string apparmor_default_profile;
     std::vector<std::string> hugepage_sizes;  // "2MB", "1GB" as the kernel offers them
 };
 

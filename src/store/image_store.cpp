@@ -132,6 +132,21 @@ CREATE TABLE image_blobs (
 CREATE INDEX image_blobs_digest ON image_blobs(digest);
 )";
 
+// Version 2: holders (berthd's containers) keep the snapshots and blobs of the image they were created from, even
+// after the image record is removed. Copied at hold() time, so they outlive the image's rows.
+constexpr const char* kSchemaV2 = R"(
+CREATE TABLE holder_snapshots (
+    holder TEXT NOT NULL,
+    chain_id TEXT NOT NULL,
+    PRIMARY KEY (holder, chain_id)
+);
+CREATE TABLE holder_blobs (
+    holder TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (holder, digest)
+);
+)";
+
 Result<std::string> normalize_name(std::string_view name) {
     BERTH_ASSIGN(auto ref, image::ImageReference::parse(name));
     return ref.string();
@@ -193,7 +208,10 @@ Result<ImageStore> ImageStore::open(const std::string& root) {
         // A new file (or one without our tables): create the schema in the same transaction that sets the
         // version, so two processes opening a new store at once create it once.
         if (auto r = exec(db.get(), kSchemaV1); !r) return ctx(std::move(r).error());
-        if (auto r = exec(db.get(), "PRAGMA user_version=1"); !r) return ctx(std::move(r).error());
+    }
+    if (have < 2) {
+        if (auto r = exec(db.get(), kSchemaV2); !r) return ctx(std::move(r).error());
+        if (auto r = exec(db.get(), "PRAGMA user_version=2"); !r) return ctx(std::move(r).error());
     }
     if (auto r = tx->commit(); !r) return ctx(std::move(r).error());
     return ImageStore(path, std::move(db));
@@ -376,11 +394,38 @@ Result<ImageRecord> ImageStore::remove_image(const Digest& id) {
 }
 
 Result<std::set<Digest>> ImageStore::referenced_blobs() const {
-    return digest_column(db_.get(), "SELECT DISTINCT digest FROM image_blobs");
+    return digest_column(db_.get(), "SELECT digest FROM image_blobs UNION SELECT digest FROM holder_blobs");
 }
 
 Result<std::set<Digest>> ImageStore::referenced_snapshots() const {
-    return digest_column(db_.get(), "SELECT DISTINCT chain_id FROM image_snapshots");
+    return digest_column(db_.get(),
+                         "SELECT chain_id FROM image_snapshots UNION SELECT chain_id FROM holder_snapshots");
+}
+
+Result<void> ImageStore::hold(std::string_view holder, const ImageRecord& rec) {
+    auto body = [&]() -> Result<void> {
+        BERTH_ASSIGN(Tx tx, Tx::begin(db_.get()));
+        BERTH_ASSIGN(Stmt snap, Stmt::prepare(db_.get(), "INSERT OR IGNORE INTO holder_snapshots VALUES (?1, ?2)"));
+        for (const auto& c : rec.chain_ids) BERTH_TRY(snap.text(1, holder).text(2, c.string()).run());
+        BERTH_ASSIGN(Stmt blob, Stmt::prepare(db_.get(), "INSERT OR IGNORE INTO holder_blobs VALUES (?1, ?2)"));
+        for (const auto& b : rec.blobs) BERTH_TRY(blob.text(1, holder).text(2, b.string()).run());
+        return tx.commit();
+    };
+    BERTH_TRY_CTX(body(), "hold image {} for {}", rec.id.string(), holder);
+    return {};
+}
+
+Result<void> ImageStore::release(std::string_view holder) {
+    auto body = [&]() -> Result<void> {
+        BERTH_ASSIGN(Tx tx, Tx::begin(db_.get()));
+        BERTH_ASSIGN(Stmt s, Stmt::prepare(db_.get(), "DELETE FROM holder_snapshots WHERE holder = ?1"));
+        BERTH_TRY(s.text(1, holder).run());
+        BERTH_ASSIGN(Stmt b, Stmt::prepare(db_.get(), "DELETE FROM holder_blobs WHERE holder = ?1"));
+        BERTH_TRY(b.text(1, holder).run());
+        return tx.commit();
+    };
+    BERTH_TRY_CTX(body(), "release the image held by {}", holder);
+    return {};
 }
 
 }  // namespace berth::store

@@ -11,6 +11,8 @@
 // An image keeps existing when its last name moves away or is removed (it is still reachable by id, like an image
 // pulled by digest); remove_image() removes it with all its names, as CRI's RemoveImage does.
 //
+// Holders (berthd's containers, version 2 of the schema) keep what their image used; see hold().
+//
 // The schema is versioned with PRAGMA user_version: an empty file gets the current schema; a file written by a
 // newer berth (a higher version) is refused with an error naming both versions instead of being misread.
 #pragma once
@@ -46,7 +48,7 @@ struct ImageRecord {
 class ImageStore {
 public:
     // The schema version this build writes and reads.
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
 
     // Opens (creating when missing) <root>/metadata.db.
     [[nodiscard]] static Result<ImageStore> open(const std::string& root);
@@ -67,7 +69,13 @@ public:
     // Removes an image and all its names; returns what was removed (ENOENT when missing).
     [[nodiscard]] Result<ImageRecord> remove_image(const image::Digest& id);
 
-    // What the images use: the garbage collector keeps exactly these.
+    // Makes `holder` (a container id) keep the snapshots and blobs of `rec` until release(holder), whatever
+    // happens to the image record. Idempotent.
+    [[nodiscard]] Result<void> hold(std::string_view holder, const ImageRecord& rec);
+    // Drops what `holder` keeps (nothing held: success). The content goes at the next remove() or prune().
+    [[nodiscard]] Result<void> release(std::string_view holder);
+
+    // What the images and holders use: the garbage collector keeps exactly these.
     [[nodiscard]] Result<std::set<image::Digest>> referenced_blobs() const;
     [[nodiscard]] Result<std::set<image::Digest>> referenced_snapshots() const;
 

@@ -125,6 +125,18 @@ Result<std::vector<ImageRecord>> Images::import_oci_archive(const std::string& t
     return out;
 }
 
+Result<ImageRecord> Images::hold(std::string_view holder, std::string_view key) {
+    // Shared lock: a collector cannot run between the lookup and the hold.
+    BERTH_ASSIGN(UniqueFd lock, gc_lock(false));
+    BERTH_ASSIGN(ImageRecord rec, records_.get(key));
+    BERTH_TRY(records_.hold(holder, rec));
+    return rec;
+}
+
+Result<void> Images::release(std::string_view holder) {
+    return records_.release(holder);
+}
+
 Result<GcStats> Images::remove(std::string_view key) {
     BERTH_ASSIGN(UniqueFd lock, gc_lock(true));
     BERTH_ASSIGN(ImageRecord rec, records_.get(key));

@@ -9,7 +9,8 @@
 // content an import has written but not yet recorded, and an import never builds on a snapshot being collected.
 // Everything that writes into a root must go through this class (or take that lock the same way).
 //
-// Not yet: references from containers (their rootfs lowerdirs) — berthd's container records will add them.
+// Holders: a container keeps the snapshots (its rootfs lowerdirs) and blobs of its image from hold() until
+// release(), also when its image is removed meanwhile.
 #pragma once
 
 #include <cstdint>
@@ -55,6 +56,11 @@ public:
     // digest is the record's manifest digest). RepoTags are the names, normalized. A file manifest.json names but
     // the tar lacks, or a layer whose diff_id differs from the config's rootfs.diff_ids, is refused naming it.
     [[nodiscard]] Result<std::vector<ImageRecord>> import_docker_archive(const std::string& tar_path);
+
+    // Looks up the image `key` names and makes `holder` keep its content (see ImageStore::hold), under the shared
+    // GC lock so no collection runs in between. ENOENT when no image matches.
+    [[nodiscard]] Result<ImageRecord> hold(std::string_view holder, std::string_view key);
+    [[nodiscard]] Result<void> release(std::string_view holder);
 
     // Removes the image `key` names (see ImageStore::get) with all its names, then the blobs and snapshots no
     // other image uses. The record goes first: failing after it leaves only unreferenced content, which

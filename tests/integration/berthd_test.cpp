@@ -141,21 +141,21 @@ TEST_F(BerthdTest, UnimplementedRpcsSayWhichRpc) {
     auto stub = runtime();
     {
         grpc::ClientContext ctx;
-        v1::RunPodSandboxRequest req;
-        v1::RunPodSandboxResponse resp;
-        grpc::Status st = stub->RunPodSandbox(&ctx, req, &resp);
+        v1::AttachRequest req;
+        v1::AttachResponse resp;
+        grpc::Status st = stub->Attach(&ctx, req, &resp);
         EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-        EXPECT_EQ(st.error_message(), "berthd: RunPodSandbox is not implemented yet");
+        EXPECT_EQ(st.error_message(), "berthd: Attach is not implemented yet");
     }
     {
         grpc::ClientContext ctx;
-        v1::StreamContainersRequest req;
-        auto reader = stub->StreamContainers(&ctx, req);
-        v1::StreamContainersResponse resp;
+        v1::StreamPodSandboxMetricsRequest req;
+        auto reader = stub->StreamPodSandboxMetrics(&ctx, req);
+        v1::StreamPodSandboxMetricsResponse resp;
         EXPECT_FALSE(reader->Read(&resp));
         grpc::Status st = reader->Finish();
         EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-        EXPECT_EQ(st.error_message(), "berthd: StreamContainers is not implemented yet");
+        EXPECT_EQ(st.error_message(), "berthd: StreamPodSandboxMetrics is not implemented yet");
     }
     {
         grpc::ClientContext ctx;

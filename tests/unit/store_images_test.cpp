@@ -156,6 +156,31 @@ TEST_F(ImagesTest, RemoveKeepsWhatAnotherImageShares) {
     EXPECT_EQ(images_->remove("example.com/app:b").error().code(), ENOENT);
 }
 
+TEST_F(ImagesTest, HolderKeepsTheContentOfARemovedImageUntilReleased) {
+    ImageRecord a = import({base_, top_a_}, "example.com/app:a");
+    auto held = images_->hold("container-1", "example.com/app:a");
+    ASSERT_TRUE(held) << held.error().message();
+    EXPECT_EQ(held->id, a.id);
+    EXPECT_EQ(images_->hold("container-2", "example.com/none:x").error().code(), ENOENT);
+
+    auto stats = images_->remove("example.com/app:a");
+    ASSERT_TRUE(stats) << stats.error().message();
+    EXPECT_TRUE(stats->snapshots_removed.empty());
+    EXPECT_TRUE(stats->blobs_removed.empty());
+    EXPECT_FALSE(images_->records().get("example.com/app:a"));
+    for (const auto& c : a.chain_ids) EXPECT_TRUE(images_->snapshots().exists(c)) << c.string();
+    auto pruned = images_->prune();
+    ASSERT_TRUE(pruned) << pruned.error().message();
+    EXPECT_TRUE(pruned->snapshots_removed.empty());
+
+    ASSERT_TRUE(images_->release("container-1"));
+    ASSERT_TRUE(images_->release("container-1"));  // idempotent
+    pruned = images_->prune();
+    ASSERT_TRUE(pruned) << pruned.error().message();
+    EXPECT_EQ(pruned->snapshots_removed.size(), 2u);
+    for (const auto& c : a.chain_ids) EXPECT_FALSE(images_->snapshots().exists(c)) << c.string();
+}
+
 TEST_F(ImagesTest, PruneCollectsLeftoversOfACrash) {
     ImageRecord a = import({base_, top_a_}, "example.com/app:a");
     ASSERT_TRUE(a.id.valid());
