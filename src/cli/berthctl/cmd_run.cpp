@@ -117,7 +117,8 @@ int cmd_run(const GlobalOptions& opts, const std::vector<std::string>& args) {
     pod.set_log_directory(log_dir);
     (*pod.mutable_labels())["io.berth.berthctl-run"] = "true";
     for (const auto& [k, v] : *labels) (*pod.mutable_labels())[k] = v;
-    pod.mutable_linux();
+    // Kubelet's default: a PID namespace per container.
+    pod.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(v1::CONTAINER);
     v1::RunPodSandboxRequest rreq;
     *rreq.mutable_config() = pod;
     if (auto rt = p->value("--runtime")) rreq.set_runtime_handler(*rt);
@@ -142,7 +143,7 @@ int cmd_run(const GlobalOptions& opts, const std::vector<std::string>& args) {
     if (auto wd = p->value("--workdir")) c->set_working_dir(*wd);
     c->set_log_path(name + "/0.log");
     for (const auto& [k, v] : *labels) (*c->mutable_labels())[k] = v;
-    c->mutable_linux();
+    c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(v1::CONTAINER);
     auto created = client.runtime(&Stub::CreateContainer, "CreateContainer", creq, std::chrono::seconds(240));
     if (!created) return report(created.error());
     cleanup.container_id_ = created->container_id();
