@@ -32,7 +32,13 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 if [[ $which == lifecycle ]]; then
-    exec "$bench" --make-bundle "$repo/scripts/make-bundle.sh" "$@"
+    "$bench" --make-bundle "$repo/scripts/make-bundle.sh" "$@"
+if [[ -x $build/bin/cri_bench && -x $build/bin/berthd && -x $build/bin/berthctl ]]; then
+    echo
+    # shellcheck disable=SC2086 # word splitting of the options is wanted
+    "$build/bin/cri_bench" --berthd "$build/bin/berthd" --berthctl "$build/bin/berthctl" --source "$repo" \
+        ${CRI_BENCH_ARGS:-}
+fi
 fi
 "$bench" --make-bundle "$repo/scripts/make-bundle.sh" "$@"
 echo
