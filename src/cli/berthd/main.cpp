@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/log.hpp"
 #include "cri/config.hpp"
@@ -15,7 +16,7 @@ constexpr const char* kDefaultConfig = "/etc/berth/berth.toml";
 void usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: berthd [--config PATH] [--socket PATH] [--root DIR] [--state-dir DIR] [--monitor PATH]\n"
-                 "              [--log-level LEVEL] [--debug]\n"
+                 "              [--log-level LEVEL] [--runtime NAME=PATH[:ROOT]]... [--cgroup-parent PATH] [--debug]\n"
                  "\n"
                  "Serves the Kubernetes CRI (runtime.v1 RuntimeService and ImageService) on a unix socket.\n"
                  "Flags override the configuration file (see docs/configuration.md).\n"
@@ -26,6 +27,8 @@ void usage(std::FILE* out) {
                  "  --state-dir DIR    runtime state (default /run/berth)\n"
                  "  --monitor PATH     the berth-monitor binary (default: beside berthd)\n"
                  "  --log-level LEVEL  error, warn, info or debug (default info)\n"
+                 "  --runtime NAME=PATH[:ROOT]  a RuntimeClass handler run through an OCI runtime binary\n"
+                 "  --cgroup-parent PATH  parent of pod cgroups when kubelet names none (default /berth)\n"
                  "  --debug            the same as --log-level debug\n"
                  "  --version          print the version and exit\n"
                  "  --help             this text\n",
@@ -35,17 +38,35 @@ void usage(std::FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::optional<std::string> config_path, socket, root, state_dir, monitor, log_level;
+    std::optional<std::string> config_path, socket, root, state_dir, monitor, log_level, cgroup_parent;
+    std::vector<berth::cri::RuntimeHandler> runtimes;  // --runtime NAME=PATH[:ROOT], repeatable
     struct Flag {
         std::string_view name;
         std::optional<std::string>* value;
     };
     const Flag flags[] = {{"--config", &config_path}, {"--socket", &socket},   {"--root", &root},
-                          {"--state-dir", &state_dir}, {"--monitor", &monitor}, {"--log-level", &log_level}};
+                          {"--state-dir", &state_dir}, {"--monitor", &monitor}, {"--log-level", &log_level},
+                          {"--cgroup-parent", &cgroup_parent}};
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
         if (arg == "--debug") {
             log_level = "debug";
+            continue;
+        }
+        if (arg == "--runtime") {
+            std::string v = i + 1 < argc ? argv[++i] : "";
+            auto eq = v.find('=');
+            if (eq == std::string::npos || eq == 0 || eq + 1 >= v.size() || v[eq + 1] != '/') {
+                std::fprintf(stderr, "berthd: --runtime %s: want NAME=/absolute/path[:ROOT]\n", v.c_str());
+                return 2;
+            }
+            berth::cri::RuntimeHandler h;
+            h.name = v.substr(0, eq);
+            std::string rest = v.substr(eq + 1);
+            auto colon = rest.find(':');
+            h.path = rest.substr(0, colon);
+            if (colon != std::string::npos) h.root = rest.substr(colon + 1);
+            runtimes.push_back(std::move(h));
             continue;
         }
         if (arg == "--version") {
@@ -91,6 +112,8 @@ int main(int argc, char** argv) {
     if (state_dir) config->state_dir = *state_dir;
     if (monitor) config->monitor_path = *monitor;
     if (log_level) config->log_level = *log_level;
+    if (cgroup_parent) config->cgroup_parent = *cgroup_parent;
+    for (auto& h : runtimes) config->handlers[h.name] = std::move(h);
     if (auto r = berth::cri::validate_config(*config, "berthd flags and " + config_path.value_or(kDefaultConfig));
         !r) {
         berth::log::error("{}", r.error().message());
