@@ -124,7 +124,8 @@ double pct(std::vector<double> v, double q) {
 class Bench {
 public:
     Bench(std::string socket, std::string log_dir)
-        : socket_(std::move(socket)), log_dir_(std::move(log_dir)),
+        : socket_(std::move(socket)),
+          log_dir_(std::move(log_dir)),
           stub_(Stub(grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()))) {}
 
     template <class Req, class Resp>
@@ -262,14 +263,22 @@ int main(int argc, char** argv) {
             if (i + 1 >= argc) die(a + " needs a value");
             return argv[++i];
         };
-        if (a == "--berthd") berthd = next();
-        else if (a == "--berthctl") berthctl = next();
-        else if (a == "--source") source = next();
-        else if (a == "--pods") pods = std::stoi(next());
-        else if (a == "--concurrency") concurrency = std::stoi(next());
-        else if (a == "--running") running = std::stoi(next());
-        else if (a == "--list") list = std::stoi(next());
-        else die("unknown argument " + a);
+        if (a == "--berthd")
+            berthd = next();
+        else if (a == "--berthctl")
+            berthctl = next();
+        else if (a == "--source")
+            source = next();
+        else if (a == "--pods")
+            pods = std::stoi(next());
+        else if (a == "--concurrency")
+            concurrency = std::stoi(next());
+        else if (a == "--running")
+            running = std::stoi(next());
+        else if (a == "--list")
+            list = std::stoi(next());
+        else
+            die("unknown argument " + a);
     }
     if (berthd.empty() || berthctl.empty() || source.empty())
         die("usage: cri_bench --berthd PATH --berthctl PATH --source REPO_DIR [--pods N] [--concurrency N] "
@@ -309,8 +318,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     const long idle_rss = status_kib(daemon, "VmRSS:");
 
-    std::printf("cri_bench: berthd %s, %d pods sequential and %d-way concurrent\n", berthd.c_str(), pods,
-                concurrency);
+    std::printf("cri_bench: berthd %s, %d pods sequential and %d-way concurrent\n", berthd.c_str(), pods, concurrency);
     // One warm-up pod: first-use costs (image snapshot lookups, cgroup parents) are not the steady state.
     {
         auto [p, c] = b.make("warmup", true, nullptr);
@@ -389,9 +397,10 @@ int main(int argc, char** argv) {
                     pct(times, 0.95));
         double ours = pct(seq.ms["RunPodSandbox"], 0.5) + pct(seq.ms["CreateContainer"], 0.5) +
                       pct(seq.ms["StartContainer"], 0.5);
-        std::printf("RunPodSandbox+CreateContainer+StartContainer (sequential medians) %.2fms = %.2fx crun run "
-                    "(goal < 2x)\n",
-                    ours, ours / crun_median);
+        std::printf(
+            "RunPodSandbox+CreateContainer+StartContainer (sequential medians) %.2fms = %.2fx crun run "
+            "(goal < 2x)\n",
+            ours, ours / crun_median);
     } else {
         std::printf("\ncrun not installed: no baseline\n");
     }

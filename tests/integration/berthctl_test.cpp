@@ -44,8 +44,8 @@ protected:
         // One image archive for the whole suite; each test imports it into its own root.
         image_dir_ = new TempDir("ctl-image");
         archive_ = image_dir_->path() + "/busybox.oci.tar";
-        CommandResult r = run_command({BERTH_SOURCE_DIR "/scripts/make-oci-busybox.sh", "--archive", archive_,
-                                       image_dir_->path() + "/layout"});
+        CommandResult r = run_command(
+            {BERTH_SOURCE_DIR "/scripts/make-oci-busybox.sh", "--archive", archive_, image_dir_->path() + "/layout"});
         ASSERT_EQ(r.exit_code, 0) << r.err;
     }
     static void TearDownTestSuite() {
@@ -97,9 +97,8 @@ protected:
     std::string pod_yaml(const std::string& name) {
         std::string log_dir = logs_ + "/" + name;
         std::filesystem::create_directories(log_dir);
-        return write_file(name + "-pod.yaml", "metadata:\n  name: " + name +
-                                                  "\n  namespace: ctl-test\n  uid: uid-" + name +
-                                                  "\n  attempt: 0\nlog_directory: " + log_dir +
+        return write_file(name + "-pod.yaml", "metadata:\n  name: " + name + "\n  namespace: ctl-test\n  uid: uid-" +
+                                                  name + "\n  attempt: 0\nlog_directory: " + log_dir +
                                                   "\nlabels:\n  suite: berthctl\n  pod: " + name +
                                                   "\nlinux:\n  security_context:\n    namespace_options:\n"
                                                   "      pid: CONTAINER\n");
@@ -148,9 +147,9 @@ protected:
 TempDir* BerthctlTest::image_dir_ = nullptr;
 std::string BerthctlTest::archive_;
 
-#define REQUIRE_PODS()                                                                                            \
-    do {                                                                                                          \
-        if (!pods_supported()) GTEST_SKIP() << "berthd answers ListPodSandbox with \"not implemented\"";           \
+#define REQUIRE_PODS()                                                                                   \
+    do {                                                                                                 \
+        if (!pods_supported()) GTEST_SKIP() << "berthd answers ListPodSandbox with \"not implemented\""; \
     } while (0)
 
 // ---- images (CRI ImageService) ----
@@ -331,10 +330,9 @@ TEST_F(BerthctlTest, LogsTailSinceTimestampsAndFollow) {
     REQUIRE_PODS();
     // Five stdout lines and one stderr line, then a 40000-byte line (written as partial records), then exit after
     // a pause that a follower must wait through.
-    auto [pod, ctr] = start_container(
-        "logger",
-        "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2; "
-        "head -c 40000 /dev/zero | tr '\\0' x; echo; sleep 2; echo last");
+    auto [pod, ctr] = start_container("logger",
+                                      "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2; "
+                                      "head -c 40000 /dev/zero | tr '\\0' x; echo; sleep 2; echo last");
     CommandResult follow = berthctl({"logs", "-f", ctr});
     ASSERT_EQ(follow.exit_code, 0) << follow.err;
     EXPECT_EQ(follow.out, "line1\nline2\nline3\nline4\nline5\n" + std::string(40000, 'x') + "\nlast\n");

@@ -7,9 +7,9 @@
 
 #include <deque>
 
-#include "flags.hpp"
 #include "config_file.hpp"
 #include "cri_log_reader.hpp"
+#include "flags.hpp"
 #include "output.hpp"
 
 namespace berth::ctl {

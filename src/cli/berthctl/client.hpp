@@ -33,14 +33,14 @@ public:
     // `timeout` means no deadline (a pull of a large image).
     template <class Req, class Resp>
     [[nodiscard]] Result<Resp> runtime(grpc::Status (v1::RuntimeService::Stub::*rpc)(grpc::ClientContext*, const Req&,
-                                                                                    Resp*),
+                                                                                     Resp*),
                                        std::string_view name, const Req& req,
                                        std::chrono::seconds timeout = kCallTimeout) {
         return call(*runtime_, rpc, name, req, timeout);
     }
     template <class Req, class Resp>
     [[nodiscard]] Result<Resp> image(grpc::Status (v1::ImageService::Stub::*rpc)(grpc::ClientContext*, const Req&,
-                                                                                Resp*),
+                                                                                 Resp*),
                                      std::string_view name, const Req& req,
                                      std::chrono::seconds timeout = kCallTimeout) {
         return call(*image_, rpc, name, req, timeout);
@@ -53,8 +53,7 @@ private:
         grpc::ClientContext ctx;
         if (timeout.count() > 0) ctx.set_deadline(std::chrono::system_clock::now() + timeout);
         Resp resp;
-        if (grpc::Status st = (stub.*rpc)(&ctx, req, &resp); !st.ok())
-            return std::unexpected(call_error(name, st));
+        if (grpc::Status st = (stub.*rpc)(&ctx, req, &resp); !st.ok()) return std::unexpected(call_error(name, st));
         return resp;
     }
     Error call_error(std::string_view rpc, const grpc::Status& st) const;

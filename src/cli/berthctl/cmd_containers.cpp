@@ -14,10 +14,14 @@ using Stub = v1::RuntimeService::Stub;
 
 const char* container_state_name(v1::ContainerState s) {
     switch (s) {
-    case v1::CONTAINER_CREATED: return "Created";
-    case v1::CONTAINER_RUNNING: return "Running";
-    case v1::CONTAINER_EXITED: return "Exited";
-    default: return "Unknown";
+        case v1::CONTAINER_CREATED:
+            return "Created";
+        case v1::CONTAINER_RUNNING:
+            return "Running";
+        case v1::CONTAINER_EXITED:
+            return "Exited";
+        default:
+            return "Unknown";
     }
 }
 
@@ -37,8 +41,8 @@ std::string image_column(const v1::ImageSpec& spec, const std::string& image_ref
     std::string image = !spec.user_specified_image().empty() ? spec.user_specified_image()
                         : !spec.image().empty()              ? spec.image()
                                                              : image_ref;
-    if (image.starts_with("sha256:") || (image.size() == 64 && image.find_first_not_of("0123456789abcdef") ==
-                                                                    std::string::npos))
+    if (image.starts_with("sha256:") ||
+        (image.size() == 64 && image.find_first_not_of("0123456789abcdef") == std::string::npos))
         return short_id(image, no_trunc);
     return image;
 }
@@ -69,8 +73,13 @@ int for_each_id(const std::vector<std::string>& ids, const std::function<Result<
 
 int cmd_ps(const GlobalOptions& opts, const std::vector<std::string>& args) {
     auto p = ParsedArgs::parse("ps", args,
-                               {{"-a|--all", false}, {"--id", true}, {"-p|--pod", true}, {"--name", true},
-                                {"-s|--state", true}, {"--label", true}, {"-q|--quiet", false},
+                               {{"-a|--all", false},
+                                {"--id", true},
+                                {"-p|--pod", true},
+                                {"--name", true},
+                                {"-s|--state", true},
+                                {"--label", true},
+                                {"-q|--quiet", false},
                                 {"--no-trunc", false}});
     if (!p) return report(p.error());
     if (!p->positional.empty()) return report(Error(0, fmt::format("ps: unexpected argument {:?}", p->positional[0])));
@@ -260,7 +269,8 @@ int cmd_stats(const GlobalOptions& opts, const std::vector<std::string>& args) {
         std::string cpu = s.cpu().has_usage_nano_cores()
                               ? fmt::format("{:.2f}", static_cast<double>(s.cpu().usage_nano_cores().value()) / 1e7)
                               : "-";
-        std::string mem = s.memory().has_working_set_bytes() ? decimal_size(s.memory().working_set_bytes().value()) : "-";
+        std::string mem =
+            s.memory().has_working_set_bytes() ? decimal_size(s.memory().working_set_bytes().value()) : "-";
         std::string disk =
             s.writable_layer().has_used_bytes() ? decimal_size(s.writable_layer().used_bytes().value()) : "-";
         std::string inodes =

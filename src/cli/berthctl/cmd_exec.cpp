@@ -7,8 +7,12 @@ namespace berth::ctl {
 
 int cmd_exec(const GlobalOptions& opts, const std::vector<std::string>& args) {
     auto p = ParsedArgs::parse("exec", args,
-                               {{"--timeout", true}, {"-i|--interactive", false}, {"-t|--tty", false},
-                                {"-it", false}, {"-ti", false}, {"-s|--sync", false}},
+                               {{"--timeout", true},
+                                {"-i|--interactive", false},
+                                {"-t|--tty", false},
+                                {"-it", false},
+                                {"-ti", false},
+                                {"-s|--sync", false}},
                                1);
     if (!p) return report(p.error());
     if (p->has("--interactive") || p->has("--tty") || p->has("-it") || p->has("-ti"))

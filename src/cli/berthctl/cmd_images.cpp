@@ -26,8 +26,7 @@ std::pair<std::string, std::string> split_repo_tag(const std::string& ref) {
 }  // namespace
 
 int cmd_images(const GlobalOptions& opts, const std::vector<std::string>& args) {
-    auto p = ParsedArgs::parse("images", args, {{"-q|--quiet", false}, {"--digests", false}, {"--no-trunc", false}},
-                               1);
+    auto p = ParsedArgs::parse("images", args, {{"-q|--quiet", false}, {"--digests", false}, {"--no-trunc", false}}, 1);
     if (!p) return report(p.error());
     v1::ListImagesRequest req;
     if (!p->positional.empty()) req.mutable_filter()->mutable_image()->set_image(p->positional[0]);

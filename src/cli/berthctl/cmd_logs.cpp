@@ -126,8 +126,8 @@ Result<void> print_container_logs(CriClient& client, const std::string& id, cons
 }
 
 int cmd_logs(const GlobalOptions& opts, const std::vector<std::string>& args) {
-    auto p = ParsedArgs::parse("logs", args,
-                               {{"-f|--follow", false}, {"--tail", true}, {"--since", true}, {"-t|--timestamps", false}});
+    auto p = ParsedArgs::parse(
+        "logs", args, {{"-f|--follow", false}, {"--tail", true}, {"--since", true}, {"-t|--timestamps", false}});
     if (!p) return report(p.error());
     if (p->positional.size() != 1) return report(Error(0, "logs: expected one CONTAINER_ID"));
     LogOptions o;

@@ -49,10 +49,16 @@ Result<void> inspect_pod(CriClient& client, const std::string& id, OutputFormat 
 
 int cmd_pods(const GlobalOptions& opts, const std::vector<std::string>& args) {
     auto p = ParsedArgs::parse("pods", args,
-                               {{"--id", true}, {"--name", true}, {"--namespace", true}, {"--label", true},
-                                {"-s|--state", true}, {"-q|--quiet", false}, {"--no-trunc", false}});
+                               {{"--id", true},
+                                {"--name", true},
+                                {"--namespace", true},
+                                {"--label", true},
+                                {"-s|--state", true},
+                                {"-q|--quiet", false},
+                                {"--no-trunc", false}});
     if (!p) return report(p.error());
-    if (!p->positional.empty()) return report(Error(0, fmt::format("pods: unexpected argument {:?}", p->positional[0])));
+    if (!p->positional.empty())
+        return report(Error(0, fmt::format("pods: unexpected argument {:?}", p->positional[0])));
     v1::ListPodSandboxRequest req;
     auto* filter = req.mutable_filter();
     if (auto id = p->value("--id")) filter->set_id(*id);
@@ -168,16 +174,14 @@ int cmd_rmp(const GlobalOptions& opts, const std::vector<std::string>& args) {
         } else {
             v1::StopPodSandboxRequest stop;
             stop.set_pod_sandbox_id(id);
-            if (auto r = client.runtime(&Stub::StopPodSandbox, "StopPodSandbox", stop, std::chrono::seconds(120));
-                !r) {
+            if (auto r = client.runtime(&Stub::StopPodSandbox, "StopPodSandbox", stop, std::chrono::seconds(120)); !r) {
                 rc = report(r.error().wrap(id));
                 continue;
             }
         }
         v1::RemovePodSandboxRequest req;
         req.set_pod_sandbox_id(id);
-        if (auto r = client.runtime(&Stub::RemovePodSandbox, "RemovePodSandbox", req, std::chrono::seconds(120));
-            !r) {
+        if (auto r = client.runtime(&Stub::RemovePodSandbox, "RemovePodSandbox", req, std::chrono::seconds(120)); !r) {
             rc = report(r.error().wrap(id));
             continue;
         }

@@ -67,9 +67,15 @@ private:
 
 int cmd_run(const GlobalOptions& opts, const std::vector<std::string>& args) {
     auto p = ParsedArgs::parse("run", args,
-                               {{"--name", true}, {"-n|--namespace", true}, {"--rm", false}, {"-d|--detach", false},
-                                {"-r|--runtime", true}, {"-e|--env", true}, {"-w|--workdir", true},
-                                {"--log-dir", true}, {"--label", true}},
+                               {{"--name", true},
+                                {"-n|--namespace", true},
+                                {"--rm", false},
+                                {"-d|--detach", false},
+                                {"-r|--runtime", true},
+                                {"-e|--env", true},
+                                {"-w|--workdir", true},
+                                {"--log-dir", true},
+                                {"--label", true}},
                                1);
     if (!p) return report(p.error());
     if (p->positional.empty()) return report(Error(0, "run: expected IMAGE [--] [CMD ARGS...]"));
@@ -102,8 +108,8 @@ int cmd_run(const GlobalOptions& opts, const std::vector<std::string>& args) {
     }
 
     // Kubelet makes the pod's log directory before RunPodSandbox; so does run.
-    const std::string log_dir = fmt::format("{}/{}_{}_{}", p->value("--log-dir").value_or("/var/log/pods"), ns, name,
-                                            *uid);
+    const std::string log_dir =
+        fmt::format("{}/{}_{}_{}", p->value("--log-dir").value_or("/var/log/pods"), ns, name, *uid);
     std::error_code ec;
     std::filesystem::create_directories(log_dir, ec);
     if (ec) return report(Error(ec.value(), fmt::format("create log directory {}: {}", log_dir, ec.message())));

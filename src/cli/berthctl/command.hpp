@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "flags.hpp"
 #include "client.hpp"
+#include "flags.hpp"
 #include "output.hpp"
 
 namespace berth::ctl {

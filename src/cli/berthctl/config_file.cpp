@@ -41,29 +41,29 @@ Result<nlohmann::json> scalar_to_json(const YAML::Node& node) {
 
 Result<nlohmann::json> node_to_json(const YAML::Node& node) {
     switch (node.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-        return nlohmann::json(nullptr);
-    case YAML::NodeType::Scalar:
-        return scalar_to_json(node);
-    case YAML::NodeType::Sequence: {
-        nlohmann::json arr = nlohmann::json::array();
-        for (const auto& item : node) {
-            BERTH_ASSIGN(auto v, node_to_json(item));
-            arr.push_back(std::move(v));
+        case YAML::NodeType::Null:
+        case YAML::NodeType::Undefined:
+            return nlohmann::json(nullptr);
+        case YAML::NodeType::Scalar:
+            return scalar_to_json(node);
+        case YAML::NodeType::Sequence: {
+            nlohmann::json arr = nlohmann::json::array();
+            for (const auto& item : node) {
+                BERTH_ASSIGN(auto v, node_to_json(item));
+                arr.push_back(std::move(v));
+            }
+            return arr;
         }
-        return arr;
-    }
-    case YAML::NodeType::Map: {
-        nlohmann::json obj = nlohmann::json::object();
-        for (const auto& kv : node) {
-            if (!kv.first.IsScalar())
-                return fail("line {}: a mapping key must be a scalar", kv.first.Mark().line + 1);
-            BERTH_ASSIGN(auto v, node_to_json(kv.second));
-            obj[kv.first.Scalar()] = std::move(v);
+        case YAML::NodeType::Map: {
+            nlohmann::json obj = nlohmann::json::object();
+            for (const auto& kv : node) {
+                if (!kv.first.IsScalar())
+                    return fail("line {}: a mapping key must be a scalar", kv.first.Mark().line + 1);
+                BERTH_ASSIGN(auto v, node_to_json(kv.second));
+                obj[kv.first.Scalar()] = std::move(v);
+            }
+            return obj;
         }
-        return obj;
-    }
     }
     return fail("line {}: unknown YAML node", node.Mark().line + 1);
 }

@@ -17,7 +17,8 @@ namespace berth::ctl {
 
 // Fills `msg` from `text`: JSON when it starts with '{' (after white space), YAML otherwise. Unknown fields are
 // errors. `origin` names the source in errors (a path).
-[[nodiscard]] Result<void> parse_message(std::string_view text, std::string_view origin, google::protobuf::Message& msg);
+[[nodiscard]] Result<void> parse_message(std::string_view text, std::string_view origin,
+                                         google::protobuf::Message& msg);
 
 // parse_message over the file at `path`.
 [[nodiscard]] Result<void> load_message(const std::string& path, google::protobuf::Message& msg);

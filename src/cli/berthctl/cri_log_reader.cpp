@@ -44,8 +44,7 @@ Result<int64_t> parse_rfc3339(std::string_view s) {
         // UTC
     } else if (pos + 6 == s.size() && (s[pos] == '+' || s[pos] == '-') && s[pos + 3] == ':') {
         int oh, om;
-        if (!digits(s, pos + 1, 2, oh) || !digits(s, pos + 4, 2, om))
-            return fail("timestamp {:?}: bad UTC offset", s);
+        if (!digits(s, pos + 1, 2, oh) || !digits(s, pos + 4, 2, om)) return fail("timestamp {:?}: bad UTC offset", s);
         offset_s = (s[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
     } else {
         return fail("timestamp {:?}: no time zone (Z or +HH:MM) at the end", s);
@@ -81,13 +80,20 @@ Result<int64_t> parse_since(std::string_view s, int64_t now_ns) {
         std::string_view unit = rest.substr(0, u);
         rest.remove_prefix(u);
         int64_t mult;
-        if (unit == "ns") mult = 1;
-        else if (unit == "us") mult = 1'000;
-        else if (unit == "ms") mult = 1'000'000;
-        else if (unit == "s") mult = 1'000'000'000;
-        else if (unit == "m") mult = 60'000'000'000;
-        else if (unit == "h") mult = 3'600'000'000'000;
-        else return fail("--since {:?}: unknown unit {:?} (ns, us, ms, s, m, h)", s, unit);
+        if (unit == "ns")
+            mult = 1;
+        else if (unit == "us")
+            mult = 1'000;
+        else if (unit == "ms")
+            mult = 1'000'000;
+        else if (unit == "s")
+            mult = 1'000'000'000;
+        else if (unit == "m")
+            mult = 60'000'000'000;
+        else if (unit == "h")
+            mult = 3'600'000'000'000;
+        else
+            return fail("--since {:?}: unknown unit {:?} (ns, us, ms, s, m, h)", s, unit);
         total += n * mult;
     }
     return now_ns - total;
@@ -107,16 +113,20 @@ Result<LogRecord> parse_log_record(std::string_view line) {
     // The tag may be the end of the line (an empty F message written without the separating space).
     size_t sp3 = line.find(' ', sp2 + 1);
     std::string_view tag = line.substr(sp2 + 1, sp3 == std::string_view::npos ? std::string_view::npos : sp3 - sp2 - 1);
-    if (tag == "P") r.partial = true;
-    else if (tag != "F") return fail("log record {:?}: tag {:?} is neither P nor F", line, tag);
+    if (tag == "P")
+        r.partial = true;
+    else if (tag != "F")
+        return fail("log record {:?}: tag {:?} is neither P nor F", line, tag);
     if (sp3 != std::string_view::npos) r.message = std::string(line.substr(sp3 + 1));
     return r;
 }
 
 std::optional<LogLine> LogAssembler::add(LogRecord r) {
     auto& pending = r.stream == "stderr" ? pending_err_ : pending_out_;
-    if (!pending) pending = LogLine{std::move(r.timestamp), r.time_ns, std::move(r.stream), std::move(r.message)};
-    else pending->content += r.message;
+    if (!pending)
+        pending = LogLine{std::move(r.timestamp), r.time_ns, std::move(r.stream), std::move(r.message)};
+    else
+        pending->content += r.message;
     if (r.partial) return std::nullopt;
     std::optional<LogLine> done = std::move(pending);
     pending.reset();

@@ -85,8 +85,7 @@ Result<std::optional<long long>> ParsedArgs::number(std::string_view key) const 
     char* end = nullptr;
     errno = 0;
     long long n = std::strtoll(v->c_str(), &end, 10);
-    if (v->empty() || *end != '\0' || errno != 0 || n < 0)
-        return fail("{} {:?}: not a non-negative integer", key, *v);
+    if (v->empty() || *end != '\0' || errno != 0 || n < 0) return fail("{} {:?}: not a non-negative integer", key, *v);
     return std::optional<long long>(n);
 }
 

@@ -34,7 +34,8 @@ bool needs_quotes(const std::string& s) {
     if (s.empty()) return true;
     static const std::regex special(
         R"(^(true|false|yes|no|on|off|y|n|null|~|True|False|TRUE|FALSE|Yes|No|YES|NO|On|Off|ON|OFF|Null|NULL|Y|N)$)");
-    static const std::regex number(R"(^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^0x[0-9a-fA-F]+$|^0o[0-7]+$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$)");
+    static const std::regex number(
+        R"(^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^0x[0-9a-fA-F]+$|^0o[0-7]+$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$)");
     if (std::regex_match(s, special) || std::regex_match(s, number)) return true;
     if (std::string_view(":-?[]{},#&*!|>'\"%@`").find(s.front()) != std::string_view::npos) return true;
     if (s.front() == ' ' || s.back() == ' ') return true;
@@ -44,39 +45,39 @@ bool needs_quotes(const std::string& s) {
 
 void emit(YAML::Emitter& out, const nlohmann::json& j) {
     switch (j.type()) {
-    case nlohmann::json::value_t::object:
-        if (j.empty()) out << YAML::Flow;  // "{}" on the key's line
-        out << YAML::BeginMap;
-        for (const auto& [k, v] : j.items()) {
-            out << YAML::Key;
-            if (needs_quotes(k)) out << YAML::DoubleQuoted;
-            out << k << YAML::Value;
-            emit(out, v);
+        case nlohmann::json::value_t::object:
+            if (j.empty()) out << YAML::Flow;  // "{}" on the key's line
+            out << YAML::BeginMap;
+            for (const auto& [k, v] : j.items()) {
+                out << YAML::Key;
+                if (needs_quotes(k)) out << YAML::DoubleQuoted;
+                out << k << YAML::Value;
+                emit(out, v);
+            }
+            out << YAML::EndMap;
+            break;
+        case nlohmann::json::value_t::array:
+            if (j.empty()) out << YAML::Flow;
+            out << YAML::BeginSeq;
+            for (const auto& v : j) emit(out, v);
+            out << YAML::EndSeq;
+            break;
+        case nlohmann::json::value_t::string: {
+            const auto& s = j.get_ref<const std::string&>();
+            if (needs_quotes(s)) out << YAML::DoubleQuoted;
+            out << s;
+            break;
         }
-        out << YAML::EndMap;
-        break;
-    case nlohmann::json::value_t::array:
-        if (j.empty()) out << YAML::Flow;
-        out << YAML::BeginSeq;
-        for (const auto& v : j) emit(out, v);
-        out << YAML::EndSeq;
-        break;
-    case nlohmann::json::value_t::string: {
-        const auto& s = j.get_ref<const std::string&>();
-        if (needs_quotes(s)) out << YAML::DoubleQuoted;
-        out << s;
-        break;
-    }
-    case nlohmann::json::value_t::boolean:
-        out << (j.get<bool>() ? "true" : "false");
-        break;
-    case nlohmann::json::value_t::null:
-    case nlohmann::json::value_t::discarded:
-        out << YAML::Null;
-        break;
-    default:  // numbers: JSON's text is valid YAML
-        out << j.dump();
-        break;
+        case nlohmann::json::value_t::boolean:
+            out << (j.get<bool>() ? "true" : "false");
+            break;
+        case nlohmann::json::value_t::null:
+        case nlohmann::json::value_t::discarded:
+            out << YAML::Null;
+            break;
+        default:  // numbers: JSON's text is valid YAML
+            out << j.dump();
+            break;
     }
 }
 
