@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: the container lifecycle benchmark, berth against crun and runc (see bench/lifecycle.cpp), then the
-# image pull benchmark, berthctl against ctr and skopeo+umoci (bench/pull.sh).
+# image pull benchmark, berthctl against ctr and skopeo+umoci (bench/pull.sh), then berthd through the CRI against
+# crun run (bench/cri/cri_bench.cpp; its options in $CRI_BENCH_ARGS, e.g. CRI_BENCH_ARGS="--pods 20 --running 10").
 #
 #   bench/run.sh BUILD_DIR [berth_bench options...]     e.g. bench/run.sh build --rounds 1 --iterations 10
-#   bench/run.sh BUILD_DIR lifecycle|pull [...]          only one of them
+#   bench/run.sh BUILD_DIR lifecycle|pull|cri [...]      only one of them
 set -euo pipefail
 
 if (($# < 1)); then
@@ -15,9 +16,22 @@ build=$1
 shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 which=all
-if (($# > 0)) && [[ $1 == lifecycle || $1 == pull ]]; then
+if (($# > 0)) && [[ $1 == lifecycle || $1 == pull || $1 == cri ]]; then
     which=$1
     shift
+fi
+cri_bench() {
+    local bin=$build/bin
+    if [[ ! -x $bin/cri_bench || ! -x $bin/berthd || ! -x $bin/berthctl ]]; then
+        echo "bench: cri_bench, berthd and berthctl must be built (cmake --build $build)" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2086 # word splitting of the options is wanted
+    "$bin/cri_bench" --berthd "$bin/berthd" --berthctl "$bin/berthctl" --source "$repo" ${CRI_BENCH_ARGS:-}
+}
+if [[ $which == cri ]]; then
+    cri_bench
+    exit
 fi
 if [[ $which == pull ]]; then
     exec bash "$repo/bench/pull.sh" "$build"
@@ -37,3 +51,5 @@ fi
 "$bench" --make-bundle "$repo/scripts/make-bundle.sh" "$@"
 echo
 bash "$repo/bench/pull.sh" "$build"
+echo
+cri_bench

@@ -9,6 +9,9 @@
 # imports it with `berthctl image import` into a temp store root, lists it, mounts its rootfs (an overlay of its
 # snapshots with a writable upper dir) and runs a second container on it.
 #
+# Then (berthd_demo) it starts berthd on a temporary root and socket with that image imported and runs a pod
+# through `berthctl run`, showing its logs, then a detached one with pods/ps/exec/logs; everything is stopped on exit.
+#
 # Exits with the runtime's exit code (the first failing one). Everything it makes lives in one temp dir, removed
 # on exit with the container, the mount and the image store.
 set -euo pipefail
@@ -52,6 +55,77 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# ---- berthd: a pod through the CRI (berthctl run) ----
+# berthd (beside berthctl) on its own root, state dir and socket under $tmp, the busybox image imported into that
+# root; `berthctl run` makes a pod and a container, follows its log and removes both. Its own EXIT trap removes
+# every pod (their monitors outlive berthd), stops berthd and then runs the cleanup above.
+berthd_demo() {
+    # Globals, not locals: the EXIT trap reads them after this function has returned.
+    bd_pid=
+    berthd=$(dirname "$berthctl")/berthd
+    if [[ ! -x $berthd ]]; then
+        echo "demo: $berthd not built" >&2
+        return 1
+    fi
+    bd_root=$tmp/berthd-root
+    bd_state=$tmp/berthd-state
+    bd_socket=$tmp/berthd.sock
+    bd_logs=$tmp/pod-logs
+    berthd_demo_cleanup() {
+        if [[ -n ${bd_pid:-} ]]; then
+            "$berthctl" --socket "$bd_socket" rmp --all --force >/dev/null 2>&1 || true
+            kill "$bd_pid" 2>/dev/null || true
+            wait "$bd_pid" 2>/dev/null || true
+        fi
+        cleanup
+    }
+    trap berthd_demo_cleanup EXIT
+
+    echo
+    echo "=== a pod through berthd: berthctl run"
+    echo "demo: $berthctl image import --root $bd_root $tmp/busybox.oci.tar"
+    "$berthctl" image import --root "$bd_root" "$tmp/busybox.oci.tar"
+    : >"$tmp/berth.toml"  # the defaults, not the host's /etc/berth/berth.toml
+    echo "demo: $berthd --socket $bd_socket --root $bd_root --state-dir $bd_state"
+    "$berthd" --config "$tmp/berth.toml" --socket "$bd_socket" --root "$bd_root" --state-dir "$bd_state" \
+        2>"$tmp/berthd.log" &
+    bd_pid=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -S $bd_socket ]] && "$berthctl" --socket "$bd_socket" version >/dev/null 2>&1 && break
+        if ! kill -0 "$bd_pid" 2>/dev/null; then
+            echo "demo: berthd exited:" >&2
+            cat "$tmp/berthd.log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    export BERTH_SOCKET=$bd_socket
+    echo "demo: berthctl images"
+    "$berthctl" images
+    echo "demo: berthctl run --rm --name demo-pod localhost/berth/busybox:demo -- sh -c '...'"
+    set +e
+    "$berthctl" run --rm --name demo-pod --log-dir "$bd_logs" localhost/berth/busybox:demo -- sh -c \
+        'echo "hello from a berthd pod"; echo "--- hostname: $(hostname)"; echo "--- pid 1: $(tr "\0" " " </proc/1/cmdline)"; echo "--- ls /"; ls /; echo "a line on stderr" >&2; exit 0'
+    rc=$?
+    set -e
+    echo "--- exit code: $rc"
+    echo "demo: a detached pod, then pods, ps, exec, logs, rmp"
+    local ids pod ctr
+    ids=$("$berthctl" run -d --name demo-sleeper --log-dir "$bd_logs" localhost/berth/busybox:demo -- \
+        sh -c 'echo sleeper up; exec sleep 60')
+    pod=$(sed -n 1p <<<"$ids")
+    ctr=$(sed -n 2p <<<"$ids")
+    "$berthctl" pods
+    "$berthctl" ps
+    echo "demo: berthctl exec $ctr -- cat /etc/hostname"
+    "$berthctl" exec "$ctr" -- cat /etc/hostname
+    echo "demo: berthctl logs $ctr"
+    "$berthctl" logs "$ctr"
+    "$berthctl" rmp --force "$pod"
+    return "$rc"
+}
 
 "$here/make-bundle.sh" "$bundle" sh /demo.sh
 # The rootfs is read-only inside the container, not here: the demo script goes in before the start.
@@ -104,4 +178,7 @@ echo "--- exit code: $rc"
 echo "--- the container's /hello is in the upper dir, not in the image: $(cat "$tmp/image-upper/upper/hello")"
 "$berthctl" image unmount "$image_bundle/rootfs"
 "$berthctl" image remove --root "$images" localhost/berth/busybox:demo
-exit "$rc"
+if ((rc != 0)); then
+    exit "$rc"
+fi
+berthd_demo

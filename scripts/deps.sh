@@ -10,6 +10,8 @@ packages=(
   libssl-dev libarchive-dev libzstd-dev zlib1g-dev zstd
   # berthd/berthctl: the CRI gRPC contract (proto/api.proto) compiled at build time
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  # berthctl: pod and container config files in YAML, -o yaml
+  libyaml-cpp-dev
   # image metadata (src/store)
   libsqlite3-dev
   # berthd's configuration file (berth.toml), header-only
