@@ -195,9 +195,15 @@ grpc::Status RuntimeService::ListContainerStats(grpc::ServerContext*, const v1::
     return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::StreamContainerStats(grpc::ServerContext*, const v1::StreamContainerStatsRequest*,
-                                                  grpc::ServerWriter<v1::StreamContainerStatsResponse>*) {
-    return not_implemented("StreamContainerStats");
+grpc::Status RuntimeService::StreamContainerStats(grpc::ServerContext*, const v1::StreamContainerStatsRequest* req,
+                                                  grpc::ServerWriter<v1::StreamContainerStatsResponse>* writer) {
+    v1::ListContainerStatsResponse list;
+    auto r = containers_.list_stats(req->has_filter() ? &req->filter() : nullptr, &list);
+    if (!r) return to_status(r.error());
+    v1::StreamContainerStatsResponse out;
+    *out.mutable_container_stats() = std::move(*list.mutable_stats());
+    writer->Write(out);
+    return grpc::Status::OK;
 }
 
 grpc::Status RuntimeService::PodSandboxStats(grpc::ServerContext*, const v1::PodSandboxStatsRequest* req,
@@ -212,9 +218,15 @@ grpc::Status RuntimeService::ListPodSandboxStats(grpc::ServerContext*, const v1:
     return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::StreamPodSandboxStats(grpc::ServerContext*, const v1::StreamPodSandboxStatsRequest*,
-                                                   grpc::ServerWriter<v1::StreamPodSandboxStatsResponse>*) {
-    return not_implemented("StreamPodSandboxStats");
+grpc::Status RuntimeService::StreamPodSandboxStats(grpc::ServerContext*, const v1::StreamPodSandboxStatsRequest* req,
+                                                   grpc::ServerWriter<v1::StreamPodSandboxStatsResponse>* writer) {
+    v1::ListPodSandboxStatsResponse list;
+    auto r = pods_.list_stats(req->has_filter() ? &req->filter() : nullptr, &list);
+    if (!r) return to_status(r.error());
+    v1::StreamPodSandboxStatsResponse out;
+    *out.mutable_pod_sandbox_stats() = std::move(*list.mutable_stats());
+    writer->Write(out);
+    return grpc::Status::OK;
 }
 
 grpc::Status RuntimeService::CheckpointContainer(grpc::ServerContext*, const v1::CheckpointContainerRequest*,

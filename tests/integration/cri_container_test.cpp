@@ -454,6 +454,36 @@ TEST_F(CriContainerTest, StatsOfRunningContainersAndTheirPod) {
         ASSERT_TRUE(runtime()->ListPodSandboxStats(&ctx, v1::ListPodSandboxStatsRequest(), &resp).ok());
         EXPECT_EQ(resp.stats_size(), 1);
     }
+    {
+        // The Stream* forms answer the same lists, in one message each.
+        grpc::ClientContext ctx;
+        v1::StreamContainerStatsRequest req;
+        req.mutable_filter()->set_pod_sandbox_id(pod_);
+        auto reader = runtime()->StreamContainerStats(&ctx, req);
+        v1::StreamContainerStatsResponse msg;
+        int seen = 0;
+        while (reader->Read(&msg))
+            for (const auto& s : msg.container_stats()) {
+                EXPECT_EQ(s.attributes().id(), id);
+                EXPECT_GT(s.memory().working_set_bytes().value(), 0u);
+                ++seen;
+            }
+        ASSERT_TRUE(reader->Finish().ok());
+        EXPECT_EQ(seen, 1);
+    }
+    {
+        grpc::ClientContext ctx;
+        auto reader = runtime()->StreamPodSandboxStats(&ctx, v1::StreamPodSandboxStatsRequest());
+        v1::StreamPodSandboxStatsResponse msg;
+        int seen = 0;
+        while (reader->Read(&msg))
+            for (const auto& s : msg.pod_sandbox_stats()) {
+                EXPECT_EQ(s.attributes().id(), pod_);
+                ++seen;
+            }
+        ASSERT_TRUE(reader->Finish().ok());
+        EXPECT_EQ(seen, 1);
+    }
     grpc::ClientContext ctx;
     v1::ContainerStatsRequest req;
     req.set_container_id(std::string(64, 'f'));
