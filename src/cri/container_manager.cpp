@@ -81,6 +81,26 @@ HostContext detect_host(const DaemonConfig& config) {
     return h;
 }
 
+// The spec builder quietly adapts knobs the host cannot honour (HostContext); say so once per container, so an
+// operator sees why a Guaranteed pod's oom_score_adj or a hugepage limit is not what kubelet asked for.
+void log_host_clamps(const std::string& id, const v1::ContainerConfig& cfg, const nlohmann::json& spec) {
+    const auto& res = cfg.linux().resources();
+    if (cfg.has_linux() && cfg.linux().has_resources() && res.oom_score_adj() < 0) {
+        const auto* process = spec.contains("process") ? &spec["process"] : nullptr;
+        const long long written = process && process->contains("oomScoreAdj") ? (*process)["oomScoreAdj"].get<long long>() : 0;
+        if (written != res.oom_score_adj())
+            log::info("container {}: oom_score_adj {} clamped to {} (no CAP_SYS_RESOURCE; oom_clamp in berth.toml)", id,
+                      res.oom_score_adj(), written);
+    }
+    if (cfg.has_linux() && cfg.linux().has_resources() && res.hugepage_limits_size() > 0) {
+        const bool kept = spec.contains("linux") && spec["linux"].contains("resources") &&
+                          spec["linux"]["resources"].contains("hugepageLimits");
+        if (!kept)
+            log::info("container {}: {} hugepage limit(s) dropped: this host has no hugetlb cgroup controller", id,
+                      res.hugepage_limits_size());
+    }
+}
+
 v1::ContainerState cri_state(store::ContainerState s) {
     switch (s) {
         case store::ContainerState::created:
@@ -222,6 +242,7 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
         BERTH_ASSIGN(nlohmann::json spec,
                      build_container_spec(c.id, cfg, pod_cfg, pod_ctx, ic, detect_host(ctx_.config)));
         spec["root"]["path"] = rootfs;
+        log_host_clamps(c.id, cfg, spec);
         if (!handler.path.empty()) spec["ociVersion"] = oci_version_of(handler.path);
         const std::string bundle = ctx_.bundle_dir(c.id);
         BERTH_TRY(mkdir_all(bundle, 0700));

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -100,6 +101,32 @@ TEST_F(CriContainerTest, NonZeroExitIsError) {
     auto s = wait_exited(id);
     EXPECT_EQ(s.exit_code(), 3);
     EXPECT_EQ(s.reason(), "Error");
+}
+
+TEST_F(CriContainerTest, GuaranteedOomScoreIsClampedWhereTheHostCannotLowerIt) {
+    // kubelet gives Guaranteed pods' containers oom_score_adj -997. Without CAP_SYS_RESOURCE (this kind of host)
+    // berthd clamps it to its own score and logs that, instead of failing the container.
+    std::string status = read_text("/proc/self/status");
+    auto pos = status.find("CapEff:");
+    ASSERT_NE(pos, std::string::npos);
+    const bool can_lower = (std::strtoull(status.c_str() + pos + 7, nullptr, 16) >> 24) & 1;
+    auto cfg = container_config("guaranteed", "cat /proc/self/oom_score_adj");
+    cfg.mutable_linux()->mutable_resources()->set_oom_score_adj(-997);
+    std::string id = create_and_start(pod_, cfg, pod_cfg_);
+    auto s = wait_exited(id);
+    ASSERT_EQ(s.exit_code(), 0) << s.message();
+    const std::string log = read_text(log_of("guaranteed"));
+    if (can_lower) {
+        EXPECT_NE(log.find(" F -997"), std::string::npos) << log;
+    } else {
+        const std::string daemon_score = trim(read_text("/proc/" + std::to_string(daemon_->pid()) + "/oom_score_adj"));
+        EXPECT_NE(log.find(" F " + daemon_score + "\n"), std::string::npos) << log << " daemon: " << daemon_score;
+        // The daemon's log is complete once it has stopped; the fixture's teardown wants it running again.
+        daemon_->terminate();
+        EXPECT_NE(daemon_->output().find("oom_score_adj -997 clamped to " + daemon_score), std::string::npos)
+            << daemon_->output();
+        start_daemon(extra_);
+    }
 }
 
 TEST_F(CriContainerTest, StopSendsTheStopSignalThenKillsAfterTheTimeout) {
