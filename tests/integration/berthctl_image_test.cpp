@@ -12,10 +12,12 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <thread>
 
 #include "harness.hpp"
+#include "local_registry.hpp"
 #include "image/manifest.hpp"
 
 namespace berth::test {
@@ -277,28 +279,6 @@ TEST_F(BerthctlImage, ErrorsExitOneNamingWhatIsMissing) {
 
 // ---- pull, from Debian's docker-registry on loopback (plain HTTP) ----
 
-bool port_free(int port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-}
-
-bool port_listening(int port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-}
-
 class BerthctlImagePull : public BerthctlImage {
 protected:
     void SetUp() override {
@@ -306,46 +286,21 @@ protected:
         if (HasFatalFailure()) return;
         if (!have("docker-registry") || !have("skopeo")) GTEST_SKIP() << "docker-registry or skopeo missing";
         // Ports 15100-15199 belong to these tests.
-        static std::atomic<int> next{0};
-        for (int i = 0; i < 100 && port_ < 0; ++i) {
-            int p = 15100 + (next++ % 100);
-            if (port_free(p)) port_ = p;
-        }
-        ASSERT_GT(port_, 0) << "no free port in 15100-15199";
-        const std::string reg = dir_ + "/registry";
-        std::filesystem::create_directories(reg);
-        write_text(reg + "/config.yml",
-                   fmt::format("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "
-                               "{}/data\nhttp:\n  addr: 127.0.0.1:{}\n",
-                               reg, port_));
-        registry_pid_ = ::fork();
-        ASSERT_GE(registry_pid_, 0);
-        if (registry_pid_ == 0) {
-            int log = ::open((reg + "/log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-            ::dup2(log, 1);
-            ::dup2(log, 2);
-            ::execl("/usr/bin/docker-registry", "docker-registry", "serve", (reg + "/config.yml").c_str(), nullptr);
-            ::_exit(127);
-        }
-        auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-        while (!port_listening(port_) && std::chrono::steady_clock::now() < end)
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        ASSERT_TRUE(port_listening(port_)) << read_text(reg + "/log");
+        registry_ = std::make_unique<LocalRegistry>(15100);
+        ASSERT_TRUE(registry_->start(dir_ + "/registry")) << read_text(registry_->log());
+        port_ = registry_->port();
         host_ = fmt::format("127.0.0.1:{}", port_);
         auto push = run_command({"/usr/bin/skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
                                  "oci:" + layout_, "docker://" + host_ + "/berth/busybox:v1"});
         ASSERT_EQ(push.exit_code, 0) << push.err;
     }
     void TearDown() override {
-        if (registry_pid_ > 0) {
-            ::kill(registry_pid_, SIGKILL);
-            ::waitpid(registry_pid_, nullptr, 0);
-        }
+        registry_.reset();
         BerthctlImage::TearDown();
     }
 
     int port_ = -1;
-    pid_t registry_pid_ = -1;
+    std::unique_ptr<LocalRegistry> registry_;
     std::string host_;
 };
 

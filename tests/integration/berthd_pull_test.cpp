@@ -25,89 +25,17 @@
 
 #include "berthd_process.hpp"
 #include "harness.hpp"
+#include "local_registry.hpp"
 
 namespace berth::test {
 namespace {
 
 namespace v1 = ::runtime::v1;
 
-// A loopback port of this suite's range that nothing listens on now.
-int free_port() {
-    static std::atomic<int> next{0};
-    for (int tries = 0; tries < 100; ++tries) {
-        int port = 15200 + (next++ + ::getpid()) % 100;
-        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(static_cast<uint16_t>(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-        ::close(fd);
-        if (ok) return port;
-    }
-    return -1;
-}
-
-bool listening(int port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-}
-
-// docker-registry serving `dir` on 127.0.0.1:<port>, with TLS and htpasswd when given; stopped (by PID) on
-// destruction.
-class Registry {
+// docker-registry in this suite's port range (15200-15299).
+class Registry : public LocalRegistry {
 public:
-    ~Registry() {
-        if (pid_ <= 0) return;
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-    }
-    bool start(const std::string& dir, const std::string& cert = "", const std::string& key = "",
-               const std::string& htpasswd = "") {
-        port_ = free_port();
-        if (port_ < 0) return false;
-        std::filesystem::create_directories(dir);
-        std::string cfg = "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: " + dir +
-                          "/data\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n";
-        if (!cert.empty()) cfg += "  tls:\n    certificate: " + cert + "\n    key: " + key + "\n";
-        if (!htpasswd.empty()) cfg += "auth:\n  htpasswd:\n    realm: criimg\n    path: " + htpasswd + "\n";
-        std::ofstream(dir + "/config.yml") << cfg;
-        log_ = dir + "/registry.log";
-        std::string config = dir + "/config.yml";
-        pid_ = ::fork();
-        if (pid_ < 0) return false;
-        if (pid_ == 0) {
-            int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-            if (fd >= 0) {
-                ::dup2(fd, 1);
-                ::dup2(fd, 2);
-            }
-            ::execl("/usr/bin/docker-registry", "docker-registry", "serve", config.c_str(), nullptr);
-            ::_exit(127);
-        }
-        for (int i = 0; i < 300; ++i) {
-            if (listening(port_)) return true;
-            if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-                pid_ = -1;
-                return false;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-        return false;
-    }
-    std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
-    const std::string& log() const { return log_; }
-
-private:
-    pid_t pid_ = -1;
-    int port_ = -1;
-    std::string log_;
+    Registry() : LocalRegistry(15200) {}
 };
 
 class BerthdPull : public ::testing::Test {

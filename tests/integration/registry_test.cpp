@@ -23,6 +23,7 @@
 #include "../unit/image_tar_builder.hpp"
 #include "../unit/image_test_util.hpp"
 #include "harness.hpp"
+#include "local_registry.hpp"
 #include "image/registry.hpp"
 #include "store/pull.hpp"
 
@@ -60,38 +61,8 @@ struct TempRoot {
     }
 };
 
-// A free loopback port in 15000-15099 (this suite's range), never the same twice in one run.
-int free_port() {
-    static std::atomic<int> next{0};
-    for (int tries = 0; tries < 100; ++tries) {
-        int port = 15000 + (next++ % 100);
-        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(static_cast<uint16_t>(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-        ::close(fd);
-        if (ok) return port;
-    }
-    return -1;
-}
-
-bool wait_listening(int port, std::chrono::milliseconds timeout) {
-    auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(static_cast<uint16_t>(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-        ::close(fd);
-        if (ok) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-}
+// A free loopback port in 15000-15099 (this suite's range).
+int free_port() { return free_loopback_port(15000); }
 
 // A child process killed (by its PID) and reaped when the object goes.
 struct Child {
@@ -114,42 +85,10 @@ struct Child {
     }
 };
 
-// docker-registry on 127.0.0.1:<port> storing into `dir`; with TLS and htpasswd when given.
-class Registry {
+// docker-registry in this suite's port range (15000-15099).
+class Registry : public LocalRegistry {
 public:
-    // `client_ca`: require client certificates signed by it. `data`: the storage directory (default dir/data;
-    // two registries may serve one storage).
-    bool start(const std::string& dir, const std::string& cert = "", const std::string& key = "",
-               const std::string& htpasswd = "", const std::string& client_ca = "", std::string data = "") {
-        if (data.empty()) data = dir + "/data";
-        port_ = free_port();
-        if (port_ < 0 || !mkdir_all(dir)) return false;
-        std::string cfg = fmt::format(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n"
-            "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n",
-            data, port_);
-        if (!cert.empty()) cfg += fmt::format("  tls:\n    certificate: {}\n    key: {}\n", cert, key);
-        if (!client_ca.empty()) cfg += fmt::format("    clientcas:\n      - {}\n", client_ca);
-        if (!htpasswd.empty()) cfg += fmt::format("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", htpasswd);
-        write_text(dir + "/config.yml", cfg);
-        pid_t pid = ::fork();
-        if (pid < 0) return false;
-        if (pid == 0) {
-            int log = ::open((dir + "/registry.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            ::dup2(log, 1);
-            ::dup2(log, 2);
-            ::execl("/usr/bin/docker-registry", "docker-registry", "serve", (dir + "/config.yml").c_str(), nullptr);
-            ::_exit(127);
-        }
-        child_.pid = pid;
-        return wait_listening(port_, std::chrono::seconds(15));
-    }
-    std::string host() const { return fmt::format("127.0.0.1:{}", port_); }
-    int port() const { return port_; }
-
-private:
-    int port_ = -1;
-    Child child_;
+    Registry() : LocalRegistry(15000) {}
 };
 
 // ---- OCI layouts ----
