@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <climits>
@@ -11,32 +10,15 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "common/fs.hpp"
 #include "common/unique_fd.hpp"
+#include "cri/subprocess.hpp"
 
 namespace berth::cri {
 namespace {
 
 // The helper's answer is a few lines; anything longer is not the protocol.
 constexpr size_t kMaxOutput = 1 << 20;
-
-Result<void> write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return fail_sys("write the pull request to berth-pull");
-        }
-        data.remove_prefix(static_cast<size_t>(n));
-    }
-    return {};
-}
-
-int wait_child(pid_t pid) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return status;
-}
 
 }  // namespace
 
@@ -56,27 +38,18 @@ Result<std::string> run_pull_helper(const std::string& helper_path, const std::s
     if (::pipe2(out, O_CLOEXEC) < 0) return fail_sys("pipe for berth-pull");
     UniqueFd out_r(out[0]), out_w(out[1]);
 
-    std::vector<std::string> args = {helper_path, "--root", root};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    pid_t pid = ::fork();
-    if (pid < 0) return fail_sys("fork berth-pull");
-    if (pid == 0) {
-        // Only async-signal-safe calls between fork and exec (berthd is multi-threaded).
-        if (::dup2(in_r.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0) ::_exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);  // berthd blocks its stop signals; the helper must not
-        ::execv(argv[0], argv.data());
-        ::_exit(127);
-    }
+    // spawn_process gives the helper the default signal mask (berthd blocks its stop signals) and no other fd; its
+    // stderr stays berthd's, so anything it says lands in the daemon's log.
+    BERTH_ASSIGN(pid_t pid, spawn_process({.argv = {helper_path, "--root", root},
+                                           .stdin_fd = in_r.get(),
+                                           .stdout_fd = out_w.get(),
+                                           .stderr_fd = STDERR_FILENO}));
     in_r.reset();
     out_w.reset();
 
     // The request is small (well under a pipe buffer), so writing it cannot block on a helper that is not reading.
     auto wrote = write_all(in_w.get(), to_json(request).dump());
+    if (!wrote) wrote = std::unexpected(std::move(wrote).error().wrap("write the pull request to berth-pull"));
     in_w.reset();
 
     std::string output;
@@ -103,7 +76,7 @@ Result<std::string> run_pull_helper(const std::string& helper_path, const std::s
             break;
         }
     }
-    const int status = wait_child(pid);
+    BERTH_ASSIGN(const int status, wait_process(pid));
     if (killed) return fail_errno(ECANCELED, "pull {}: cancelled by the caller", request.reference);
     if (!wrote) return std::unexpected(std::move(wrote).error());
 
@@ -124,16 +97,14 @@ Result<std::string> run_pull_helper(const std::string& helper_path, const std::s
         end = start - 1;
     }
     if (result.contains("error") && result["error"].is_string()) return fail("{}", result["error"].get<std::string>());
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && result.contains("image") && result["image"].is_object() &&
+    if (status == 0 && result.contains("image") && result["image"].is_object() &&
         result["image"].contains("id") && result["image"]["id"].is_string())
         return result["image"]["id"].get<std::string>();
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-        return fail("pull {}: cannot run the pull helper {}", request.reference, helper_path);
-    if (WIFSIGNALED(status))
-        return fail("pull {}: the pull helper {} died of signal {}", request.reference, helper_path,
-                    WTERMSIG(status));
+    if (status == 127) return fail("pull {}: cannot run the pull helper {}", request.reference, helper_path);
+    if (status > 128)
+        return fail("pull {}: the pull helper {} died of signal {}", request.reference, helper_path, status - 128);
     return fail("pull {}: the pull helper {} gave no result (exit status {})", request.reference, helper_path,
-                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+                status);
 }
 
 }  // namespace berth::cri
