@@ -31,6 +31,11 @@ packages=(
   # bench/pull.sh: umoci (with skopeo) and containerd's ctr as the peers of `berthctl image pull`, GNU time for
   # peak RSS
   umoci time
+  # berthd's streaming server: WebSocket and HTTP parsing (Boost.Beast, header-only); an independent WebSocket client
+  # for its tests (python3-websockets)
+  libboost-dev python3-websockets
+  # pod networking: CNI plugins (bridge, host-local, portmap, loopback), runsc (gVisor) as a RuntimeClass handler
+  containernetworking-plugins runsc
 )
 
 missing=()
