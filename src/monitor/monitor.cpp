@@ -120,6 +120,12 @@ void release_startup_pages() {
     const uintptr_t rodata = reinterpret_cast<uintptr_t>(kMonitorLog);
     unsigned long lo = 0, hi = 0;
     bool candidate = false;
+    // Dropped only once the parsing is done: code run after the madvise faults its pages (and their neighbours,
+    // the kernel maps pages around a fault) back in.
+    struct Range {
+        unsigned long lo, hi;
+    } drop[4];
+    size_t ndrop = 0;
     size_t pos = 0;
     while (pos < smaps->size()) {
         size_t nl = smaps->find('\n', pos);
@@ -134,10 +140,14 @@ void release_startup_pages() {
             candidate = (p == "r-xp" && code >= lo && code < hi) || (p == "r--p" && rodata >= lo && rodata < hi);
         } else if (candidate && std::sscanf(line.c_str(), "Anonymous: %lu kB", &anon) == 1) {
             // A mapping with written (copied) pages, e.g. relocated data merged into it, must keep them.
-            if (anon == 0) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+            if (anon == 0 && ndrop < 4) drop[ndrop++] = {lo, hi};
             candidate = false;
         }
     }
+    std::string().swap(*smaps);
+    ::malloc_trim(0);  // what create and reading smaps needed is not needed again
+    for (size_t i = 0; i < ndrop; ++i)
+        ::madvise(reinterpret_cast<void*>(drop[i].lo), drop[i].hi - drop[i].lo, MADV_DONTNEED);
 }
 
 Result<UniqueFd> listen_unix(const std::string& path, int type = SOCK_STREAM, int backlog = 4) {
@@ -153,6 +163,12 @@ Result<UniqueFd> listen_unix(const std::string& path, int type = SOCK_STREAM, in
 }
 
 constexpr size_t kMaxAttachers = 32;
+
+// Output as read, behind one byte for its attach frame type; and a message from an attach client. Static, not in
+// the Monitor on the stack: a larger frame would push create's deep stack further down, and those pages stay
+// dirty for the monitor's life. Untouched BSS costs nothing until a container writes or a client talks.
+char g_output[kAttachMaxFrame];
+char g_client_msg[kAttachMaxFrame];
 
 // A client of the attach socket.
 struct Attacher {
@@ -224,8 +240,7 @@ private:
     std::vector<std::unique_ptr<Attacher>> attachers_;
     std::string stdin_pending_;  // input the container has not taken yet; while set, clients are not read
     bool stdin_close_pending_ = false, stdin_closed_ = false, stdin_watched_ = false;
-    char last_input_ = '\n';    // the last byte written to a terminal (VEOF ends input only at a line start)
-    char io_[kAttachMaxFrame];  // output as read, behind its frame type byte
+    char last_input_ = '\n';  // the last byte written to a terminal (VEOF ends input only at a line start)
     std::map<std::string, std::string> cgroup_dirs_;
     uint64_t oom_before_ = 0;
     std::string started_at_;
@@ -423,7 +438,7 @@ void Monitor::reap() {
 void Monitor::drain(LineSplitter& s, UniqueFd& fd, char frame, bool to_eof) {
     if (!fd) return;
     for (;;) {
-        ssize_t n = ::read(fd.get(), io_ + 1, sizeof io_ - 1);
+        ssize_t n = ::read(fd.get(), g_output + 1, sizeof g_output - 1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
         if (n <= 0) {
@@ -434,9 +449,9 @@ void Monitor::drain(LineSplitter& s, UniqueFd& fd, char frame, bool to_eof) {
             return;
         }
         // A log write that failed (disk full) loses those bytes in the log; the stream goes on.
-        if (auto r = s.feed(std::string_view(io_ + 1, static_cast<size_t>(n)), *log_); !r)
+        if (auto r = s.feed(std::string_view(g_output + 1, static_cast<size_t>(n)), *log_); !r)
             log::warn("{}", r.error().message());
-        broadcast(frame, io_, static_cast<size_t>(n));
+        broadcast(frame, g_output, static_cast<size_t>(n));
         if (!to_eof) return;
     }
 }
@@ -536,9 +551,9 @@ void Monitor::serve_attacher(Attacher& a, uint32_t events) {
     // it sent before closing is not lost (bounded by its socket buffer).
     const bool hangup = events & (EPOLLHUP | EPOLLERR);
     if (!(events & EPOLLIN) && !hangup) return;
-    char msg[kAttachMaxFrame];
+    char* msg = g_client_msg;
     while (a.fd && (stdin_pending_.empty() || hangup)) {
-        ssize_t n = ::recv(a.fd.get(), msg, sizeof msg, MSG_DONTWAIT);
+        ssize_t n = ::recv(a.fd.get(), msg, sizeof g_client_msg, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
         if (n <= 0 || !handle_frame(a, msg, static_cast<size_t>(n))) return drop_attacher(a);
@@ -619,7 +634,8 @@ void Monitor::pump_stdin() {
 
 void Monitor::watch_stdin() {
     if (o_.terminal) {
-        if (out_r_) epoll_set(EPOLL_CTL_MOD, out_r_.get(), EPOLLIN | (stdin_pending_.empty() ? 0u : uint32_t{EPOLLOUT}));
+        if (out_r_)
+            epoll_set(EPOLL_CTL_MOD, out_r_.get(), EPOLLIN | (stdin_pending_.empty() ? 0u : uint32_t{EPOLLOUT}));
         return;
     }
     if (!in_w_) {
@@ -776,7 +792,6 @@ int Monitor::run() {
     }
     report(nlohmann::json{{"pid", ::getpid()}, {"container_pid", pid_}}.dump());
     release_startup_pages();
-    ::malloc_trim(0);  // what create (and reading smaps) needed is not needed again
     if (auto r = loop(); !r) {
         log::error("{}", r.error().message());
         return 1;
