@@ -80,6 +80,18 @@ std::vector<pid_t> processes_with_argv(const std::vector<std::string>& argv) {
     return out;
 }
 
+size_t entries_of(const std::string& dir) {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+    return n;
+}
+size_t open_fds() {
+    return entries_of("/proc/self/fd");
+}
+size_t threads() {
+    return entries_of("/proc/self/task");
+}
+
 class CriTargetsTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -329,6 +341,7 @@ TEST_F(CriTargetsTest, DestroyingAnExecKillsItsProcess) {
     const std::vector<std::string> argv = {"sleep", "7771"};
     for (bool tty : {false, true}) {
         SCOPED_TRACE(tty ? "tty" : "pipes");
+        const size_t fds = open_fds(), tasks = threads();
         auto s = exec({.container_id = id, .cmd = argv, .tty = tty, .stdin = true, .stderr = !tty});
         ASSERT_TRUE(s);
         // The pid file is written just before the exec: wait for the command line to change.
@@ -342,6 +355,8 @@ TEST_F(CriTargetsTest, DestroyingAnExecKillsItsProcess) {
         EXPECT_TRUE(std::filesystem::is_empty(x));
         EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
         EXPECT_EQ(errno, ECHILD);
+        EXPECT_EQ(open_fds(), fds);
+        EXPECT_EQ(threads(), tasks);
     }
     // kill() while a reader waits: the output ends, the exit code is SIGKILL's.
     auto s = exec({.container_id = id, .cmd = argv});
@@ -362,6 +377,7 @@ TEST_F(CriTargetsTest, TwoAttachersSeeALoopingContainer) {
                                                            "i=0; while true; do echo tick $i; echo tock $i >&2; "
                                                            "i=$((i+1)); sleep 0.1; done"));
     ASSERT_FALSE(id.empty());
+    const size_t fds = open_fds();
     auto a = targets_->attach({.container_id = id});
     ASSERT_TRUE(a) << a.error().message();
     auto b = targets_->attach({.container_id = id, .stderr = false});
@@ -391,6 +407,8 @@ TEST_F(CriTargetsTest, TwoAttachersSeeALoopingContainer) {
     // A stop ends the output.
     ASSERT_TRUE(containers_->stop(id, 0));
     read_all(**b);
+    b->reset();
+    EXPECT_EQ(open_fds(), fds);
 
     auto r = targets_->attach({.container_id = id});
     ASSERT_FALSE(r);
@@ -485,6 +503,7 @@ TEST_F(CriTargetsTest, DialReachesAPortInsideThePod) {
                                                            "mkdir -p /www && echo hello-from-pod > /www/index.html && "
                                                            "exec httpd -f -p 15401 -h /www"));
     ASSERT_FALSE(id.empty());
+    const size_t tasks = threads();
     Result<UniqueFd> fd = fail("not dialed");
     for (int i = 0; i < 100; ++i) {
         fd = targets_->dial(pod, 15401);
@@ -492,6 +511,7 @@ TEST_F(CriTargetsTest, DialReachesAPortInsideThePod) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     ASSERT_TRUE(fd) << fd.error().message();
+    EXPECT_EQ(threads(), tasks);
     ASSERT_TRUE(write_all(fd->get(), "GET /index.html HTTP/1.0\r\n\r\n"));
     auto resp = read_fd(fd->get());
     ASSERT_TRUE(resp) << resp.error().message();
