@@ -214,16 +214,25 @@ Result<void> RuntimeExec::start(const std::vector<std::string>& runtime_argv, co
     if (tty_) {
         BERTH_ASSIGN(int ready,
                      wait_readable_or_exit(console.get(), runtime_pidfd_.get(), "terminal from the runtime"));
-        if (ready == 0) {
+        // The runtime's failure before it sent a terminal: its message.
+        auto runtime_failed = [&]() -> Result<void> {
+            BERTH_ASSIGN(int code, wait());
             std::string why = read_available(runtime_err_.get(), 1 << 16);
             while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-            BERTH_ASSIGN(int code, wait());
             if (why.empty()) why = fmt::format("exit status {}", code);
             return fail("{} exec: {}", argv[0], why);
-        }
+        };
+        if (ready == 0) return runtime_failed();
         UniqueFd conn(::accept4(console.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!conn) return fail_sys("accept on the console socket {}", path_join(dir, "console"));
-        BERTH_ASSIGN(master_, sys::recv_fd(conn.get(), nullptr));
+        auto master = sys::recv_fd(conn.get(), nullptr);
+        if (!master) {
+            // It hung up without a terminal: it is failing (else the destructor kills it).
+            struct pollfd p = {runtime_pidfd_.get(), POLLIN, 0};
+            if (::poll(&p, 1, kStartTimeoutMs) == 1) return runtime_failed();
+            return std::unexpected(std::move(master).error());
+        }
+        master_ = std::move(*master);
         out_open_ = true;
     }
     return wait_pid_file();
@@ -259,7 +268,7 @@ Result<OutputChunk> RuntimeExec::read() {
         if (out_open_) idx_out = static_cast<int>(n), p[n++] = {out_fd, POLLIN, 0};
         if (err_open_) idx_err = static_cast<int>(n), p[n++] = {err_r_.get(), POLLIN, 0};
         if (runtime_err_open_) idx_rt = static_cast<int>(n), p[n++] = {runtime_err_.get(), POLLIN, 0};
-        if (idx_out < 0 && idx_err < 0) {
+        if (idx_out < 0 && idx_err < 0 && idx_rt < 0) {
             ended_ = true;
             continue;
         }
@@ -282,9 +291,9 @@ Result<OutputChunk> RuntimeExec::read() {
             if (got <= 0) open = false;
             return got;
         };
+        // With a terminal all output is stream 1: the runtime's own errors (a command it could not run) too.
         if (ssize_t got = take(idx_rt, runtime_err_.get(), runtime_err_open_); got > 0)
-            log::warn("exec in container {}: runtime: {}", container_id_,
-                      std::string_view(buf, static_cast<size_t>(got)));
+            return OutputChunk{1, std::string(buf, static_cast<size_t>(got))};
         if (ssize_t got = take(idx_out, out_fd, out_open_); got > 0)
             return OutputChunk{1, std::string(buf, static_cast<size_t>(got))};
         if (ssize_t got = take(idx_err, err_r_.get(), err_open_); got > 0)

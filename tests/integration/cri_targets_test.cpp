@@ -237,6 +237,26 @@ TEST_F(CriTargetsTest, ExecOutputAndExitCode) {
     EXPECT_EQ(*code, 128 + SIGKILL);
 }
 
+// A command the runtime cannot run: its message reaches the client (stderr, or the terminal), the code is not 0.
+TEST_F(CriTargetsTest, ExecOfAMissingCommandReportsTheRuntimesError) {
+    std::string id = sleeper();
+    ASSERT_FALSE(id.empty());
+    auto s = exec({.container_id = id, .cmd = {"/no/such/cmd"}});
+    ASSERT_TRUE(s);
+    Output o = read_all(*s);
+    EXPECT_NE(o.err.find("/no/such/cmd"), std::string::npos) << o.err;
+    EXPECT_NE(*s->wait(), 0);
+
+    auto t = targets_->exec({.container_id = id, .cmd = {"/no/such/cmd"}, .tty = true, .stderr = false});
+    if (!t) {
+        EXPECT_NE(t.error().message().find("/no/such/cmd"), std::string::npos) << t.error().message();
+        return;
+    }
+    o = read_all(**t);
+    EXPECT_NE(o.out.find("/no/such/cmd"), std::string::npos) << o.out;
+    EXPECT_NE(*(*t)->wait(), 0);
+}
+
 TEST_F(CriTargetsTest, ExecChecks) {
     std::string id = sleeper();
     ASSERT_FALSE(id.empty());
