@@ -140,7 +140,10 @@ protected:
                          dir_ +
                          "[^ ]*' /proc/self/mountinfo | sort -r | while read m; do umount -l $m; done; "
                          "find /sys/fs/cgroup/*" +
-                         cgroup_parent_ + " -depth -type d -exec rmdir {} + 2>/dev/null; rm -rf " + dir_});
+                         cgroup_parent_ +
+                         " -depth -type d -exec rmdir {} + 2>/dev/null; rmdir /sys/fs/cgroup/*/targets-test "
+                         "2>/dev/null; rm -rf " +
+                         dir_});
     }
 
     std::string run_pod(const std::string& name, bool host_network = false) {
