@@ -553,9 +553,14 @@ void Monitor::serve_attacher(Attacher& a, uint32_t events) {
     if (!(events & EPOLLIN) && !hangup) return;
     char* msg = g_client_msg;
     while (a.fd && (stdin_pending_.empty() || hangup)) {
-        ssize_t n = ::recv(a.fd.get(), msg, sizeof g_client_msg, MSG_DONTWAIT);
+        // MSG_TRUNC: the message's real length, so one cut short is seen (and its sender dropped).
+        ssize_t n = ::recv(a.fd.get(), msg, sizeof g_client_msg, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
+        if (n > static_cast<ssize_t>(sizeof g_client_msg)) {
+            log::warn("attach client sent a message of {} bytes (at most {}): disconnected", n, sizeof g_client_msg);
+            return drop_attacher(a);
+        }
         if (n <= 0 || !handle_frame(a, msg, static_cast<size_t>(n))) return drop_attacher(a);
     }
 }

@@ -115,6 +115,13 @@ struct AttachClient {
         ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
         return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
     }
+    // True when the monitor closed the connection (EOF) within `timeout_ms`, with no message before.
+    bool closed(int timeout_ms = 30000) {
+        struct pollfd p = {fd.get(), POLLIN, 0};
+        if (::poll(&p, 1, timeout_ms) != 1) return false;
+        char c;
+        return ::recv(fd.get(), &c, 1, MSG_DONTWAIT) == 0;
+    }
     // Messages until the end message (included) or EOF: stdout and stderr bytes, and whether 'X' came.
     void read_to_end(std::string* out, std::string* err, bool* ended) {
         *ended = false;
@@ -689,6 +696,27 @@ TEST_F(MonitorTest, AttachTerminalInputAndResize) {
     EXPECT_TRUE(ended);
     EXPECT_NE(out.find("70 300"), std::string::npos) << out;
     EXPECT_EQ(err, "");
+    EXPECT_EQ(wait_exit(s).exit_code, 0);
+}
+
+// A client breaking the protocol (unknown type, oversized message) is disconnected; the others stay.
+TEST_F(MonitorTest, AttachClientBreakingTheProtocolIsDisconnected) {
+    Started s = start_monitor(sh_config("while [ ! -e /go ]; do sleep 0.05; done; echo done"));
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    AttachClient good, unknown, big;
+    ASSERT_TRUE(good.connect(s.dir));
+    ASSERT_TRUE(unknown.connect(s.dir));
+    ASSERT_TRUE(big.connect(s.dir));
+    unknown.send('?', "x");
+    big.send(monitor::kAttachInput, std::string(monitor::kAttachMaxFrame + 10, 'b'));
+    EXPECT_TRUE(unknown.closed());
+    EXPECT_TRUE(big.closed());
+    write_text(rootfs_ + "/go", "");
+    std::string out, err;
+    bool ended;
+    good.read_to_end(&out, &err, &ended);
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(out, "done\n");
     EXPECT_EQ(wait_exit(s).exit_code, 0);
 }
 
