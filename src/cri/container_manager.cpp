@@ -736,6 +736,8 @@ void ContainerManager::publish(const store::ContainerRecord& c, v1::ContainerEve
 }
 
 void ContainerManager::recover() {
+    // What exec sessions of a daemon that stopped left (stream_targets: pid files, console sockets).
+    if (auto r = remove_all(path_join(ctx_.config.state_dir, "x")); !r) log::warn("{}", r.error().message());
     auto all = ctx_.records->containers();
     if (!all) {
         log::error("recover containers: {}", all.error().message());

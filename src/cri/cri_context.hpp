@@ -7,6 +7,7 @@
 //   <state_dir>/m/<ctr>/               berth-monitor's dir (exit, ctl, console.sock): short, since unix socket
 //                                      paths are limited to 107 bytes
 //   <state_dir>/runtimes/<handler>/    the --root of the handler's runtime
+//   <state_dir>/x/<16 hex>/            a streaming exec session's pid file and console socket (stream_targets)
 //   <root_dir>/containers/<ctr>/       rootfs (overlay mount point), upper, work, l/ (lowerdir links)
 //   <root_dir>/cri.db                  the records (store/cri_records.hpp)
 #pragma once

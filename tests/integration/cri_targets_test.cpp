@@ -146,8 +146,9 @@ protected:
                          dir_});
     }
 
-    std::string run_pod(const std::string& name, bool host_network = false) {
+    std::string run_pod(const std::string& name, bool host_network = false, const std::string& handler = "") {
         v1::RunPodSandboxRequest req;
+        req.set_runtime_handler(handler);
         auto* c = req.mutable_config();
         c->mutable_metadata()->set_name(name);
         c->mutable_metadata()->set_namespace_("targets");
@@ -258,6 +259,38 @@ TEST_F(CriTargetsTest, ExecOfAMissingCommandReportsTheRuntimesError) {
     o = read_all(**t);
     EXPECT_NE(o.out.find("/no/such/cmd"), std::string::npos) << o.out;
     EXPECT_NE(*(*t)->wait(), 0);
+}
+
+// Through an external handler's runtime (runc): the same exec with pipes. runc takes --console-socket only
+// with --detach, so a tty exec fails with its message.
+TEST_F(CriTargetsTest, ExecThroughTheRuncHandler) {
+    if (::access("/usr/bin/runc", X_OK) != 0) GTEST_SKIP() << "runc is not installed";
+    ctx_->config.handlers["runc"] = cri::RuntimeHandler{.name = "runc", .path = "/usr/bin/runc"};
+    std::string pod = run_pod("runc", false, "runc");
+    ASSERT_FALSE(pod.empty());
+    std::string id = start_container(pod, container_config("sleeper", "exec sleep 1000"));
+    ASSERT_FALSE(id.empty());
+    auto s = exec({.container_id = id, .cmd = {"sh", "-c", "cat; echo err >&2; exit 5"}, .stdin = true});
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->write_stdin(std::string("through runc\n")));
+    s->close_stdin();
+    Output o = read_all(*s);
+    EXPECT_EQ(o.out, "through runc\n");
+    EXPECT_EQ(o.err, "err\n");
+    EXPECT_EQ(*s->wait(), 5);
+
+    const std::vector<std::string> argv = {"sleep", "7772"};
+    auto k = exec({.container_id = id, .cmd = argv});
+    ASSERT_TRUE(k);
+    for (int i = 0; i < 200 && processes_with_argv(argv).empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(processes_with_argv(argv).size(), 1u);
+    k.reset();
+    EXPECT_TRUE(processes_with_argv(argv).empty());
+
+    auto t = targets_->exec({.container_id = id, .cmd = {"true"}, .tty = true, .stderr = false});
+    ASSERT_FALSE(t);
+    EXPECT_NE(t.error().message().find("console"), std::string::npos) << t.error().message();
 }
 
 TEST_F(CriTargetsTest, ExecChecks) {
