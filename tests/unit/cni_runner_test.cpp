@@ -42,6 +42,7 @@ protected:
         for (const char* name : {"first", "second"})
             ASSERT_TRUE(write_file(bin_ + "/" + name, kFakePlugin, 0755));
         ASSERT_TRUE(write_file(bin_ + "/silent-fail", "#!/bin/sh\necho 'something broke' >&2\nexit 3\n", 0755));
+        ASSERT_TRUE(write_file(bin_ + "/sleeper", "#!/bin/sh\nexec sleep 30\n", 0755));
         log_ = dir_ + "/calls.log";
     }
     void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -162,12 +163,13 @@ TEST_F(CniRunnerTest, AMissingBinaryFailsBeforeAnythingRuns) {
 }
 
 TEST_F(CniRunnerTest, ASlowPluginIsKilledAtTheTimeout) {
-    auto n = network("1.0.0", {{"sleep", 30}});
+    auto n = network("1.0.0");
+    n.plugins = {{{"type", "sleeper"}}};
     auto start = std::chrono::steady_clock::now();
-    auto r = runner(500).add(n, attachment());
+    auto r = runner(1000).add(n, attachment());
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code(), ETIMEDOUT);
-    EXPECT_NE(r.error().message().find("plugin \"second\" (ADD): killed after 500 ms"), std::string::npos)
+    EXPECT_NE(r.error().message().find("plugin \"sleeper\" (ADD): killed after 1000 ms"), std::string::npos)
         << r.error().message();
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
