@@ -64,12 +64,23 @@ int sh(const std::string& cmd) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double ms(Clock::duration d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+}
 
 double median(std::vector<double> v) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// "median (min-max)" of samples, for the report.
+std::string spread(const std::vector<double>& v) {
+    if (v.empty()) return "-";
+    auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%8.2f  (%.2f-%.2f)", median(v), *lo, *hi);
+    return buf;
 }
 
 struct Daemon {
@@ -88,9 +99,9 @@ Daemon start_berthd(const std::string& berthd, const std::string& dir, const std
         int log = ::open((dir + "/berthd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         ::dup2(log, 1);
         ::dup2(log, 2);
-        ::execl(berthd.c_str(), berthd.c_str(), "--config", (dir + "/berth.toml").c_str(), "--socket",
-                d.socket.c_str(), "--root", (dir + "/root").c_str(), "--state-dir", (dir + "/s").c_str(),
-                "--cgroup-parent", "/bcni-bench", "--log-level", "warn", nullptr);
+        ::execl(berthd.c_str(), berthd.c_str(), "--config", (dir + "/berth.toml").c_str(), "--socket", d.socket.c_str(),
+                "--root", (dir + "/root").c_str(), "--state-dir", (dir + "/s").c_str(), "--cgroup-parent",
+                "/bcni-bench", "--log-level", "warn", nullptr);
         ::_exit(127);
     }
     for (int i = 0; i < 200 && ::access(d.socket.c_str(), F_OK) != 0; ++i)
@@ -119,8 +130,8 @@ v1::PodSandboxConfig pod(const std::string& name, int i, bool host_network) {
     return c;
 }
 
-// Median RunPodSandbox latency over `n` pods (each stopped and removed before the next, not timed).
-double run_pods(Daemon& d, const std::string& name, int n, bool host_network) {
+// RunPodSandbox latencies of `n` pods (each stopped and removed before the next, not timed).
+std::vector<double> run_pods(Daemon& d, const std::string& name, int n, bool host_network) {
     std::vector<double> t;
     for (int i = 0; i < n; ++i) {
         v1::RunPodSandboxRequest req;
@@ -149,7 +160,7 @@ double run_pods(Daemon& d, const std::string& name, int n, bool host_network) {
             if (!s2.ok()) die("stop/remove " + name + ": " + s2.error_message());
         }
     }
-    return median(t);
+    return t;
 }
 
 // A network namespace pinned at `path` by a child that unshares it and bind-mounts its ns file (as berthd does).
@@ -177,10 +188,14 @@ int main(int argc, char** argv) {
             if (i + 1 >= argc) die(a + " needs a value");
             return argv[++i];
         };
-        if (a == "--berthd") berthd = next();
-        else if (a == "--pods") n = std::stoi(next());
-        else if (a == "--plugins") plugins = next();
-        else die("unknown argument " + a);
+        if (a == "--berthd")
+            berthd = next();
+        else if (a == "--pods")
+            n = std::stoi(next());
+        else if (a == "--plugins")
+            plugins = next();
+        else
+            die("unknown argument " + a);
     }
     if (berthd.empty()) die("usage: cni_bench --berthd PATH [--pods N] [--plugins DIR]");
     if (::geteuid() != 0) die("needs root (network namespaces, bridges, iptables)");
@@ -232,54 +247,69 @@ int main(int argc, char** argv) {
     // One warm-up of each, so the bridge exists and caches are hot before anything is timed.
     run_pods(net, "warm", 1, false);
     run_pods(net, "warmhost", 1, true);
-    const double with_net = run_pods(net, "net", n, false);
-    const double host_net = run_pods(net, "host", n, true);
-    const double netns_only = run_pods(off, "nscni-off", n, false);
-
     // The plugin chain by hand: same config, same parameters berthd passes, into namespaces pinned here.
     auto cfg = berth::cni::parse_network_config(conflist.dump(), "bench", true);
     if (!cfg) die(cfg.error().message());
     berth::cni::Runner runner({plugins}, std::chrono::seconds(60));
     std::vector<double> add_t, del_t;
-    for (int i = 0; i < n; ++i) {
-        const std::string ns = tmp + "/ns" + std::to_string(i);
-        pin_netns(ns);
-        berth::cni::Attachment a;
-        a.container_id = "bcnibench" + std::to_string(i);
-        a.netns = ns;
-        a.args = {{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "bcni-bench"}, {"K8S_POD_NAME", "direct"},
-                  {"K8S_POD_INFRA_CONTAINER_ID", a.container_id}, {"K8S_POD_UID", "direct"}};
-        auto start = Clock::now();
-        auto r = runner.add(*cfg, a);
-        add_t.push_back(ms(Clock::now() - start));
-        if (!r) {
-            cleanup();
-            die("direct ADD: " + r.error().message());
+    int direct_count = 0;
+    auto direct = [&](int count) {
+        for (int k = 0; k < count; ++k) {
+            const int i = direct_count++;
+            const std::string ns = tmp + "/ns" + std::to_string(i);
+            pin_netns(ns);
+            berth::cni::Attachment a;
+            a.container_id = "bcnibench" + std::to_string(i);
+            a.netns = ns;
+            a.args = {{"IgnoreUnknown", "1"},
+                      {"K8S_POD_NAMESPACE", "bcni-bench"},
+                      {"K8S_POD_NAME", "direct"},
+                      {"K8S_POD_INFRA_CONTAINER_ID", a.container_id},
+                      {"K8S_POD_UID", "direct"}};
+            auto start = Clock::now();
+            auto r = runner.add(*cfg, a);
+            add_t.push_back(ms(Clock::now() - start));
+            if (!r) {
+                cleanup();
+                die("direct ADD: " + r.error().message());
+            }
+            start = Clock::now();
+            auto d = runner.del(*cfg, a, *r);
+            del_t.push_back(ms(Clock::now() - start));
+            ::umount2(ns.c_str(), MNT_DETACH);
+            ::unlink(ns.c_str());
+            if (!d) {
+                cleanup();
+                die("direct DEL: " + d.error().message());
+            }
         }
-        start = Clock::now();
-        auto d = runner.del(*cfg, a, *r);
-        del_t.push_back(ms(Clock::now() - start));
-        ::umount2(ns.c_str(), MNT_DETACH);
-        ::unlink(ns.c_str());
-        if (!d) {
-            cleanup();
-            die("direct DEL: " + d.error().message());
-        }
+    };
+    // Interleaved in rounds, so load from elsewhere on the host falls on every mode alike.
+    std::vector<double> net_t, host_t, off_t;
+    const int rounds = 5;
+    for (int r = 0; r < rounds; ++r) {
+        const int per = n / rounds + (r < n % rounds ? 1 : 0);
+        for (double v : run_pods(net, "net" + std::to_string(r), per, false)) net_t.push_back(v);
+        for (double v : run_pods(net, "host" + std::to_string(r), per, true)) host_t.push_back(v);
+        for (double v : run_pods(off, "off" + std::to_string(r), per, false)) off_t.push_back(v);
+        direct(per);
     }
-    const double plugin_add = median(add_t), plugin_del = median(del_t);
+    const double with_net = median(net_t), host_net = median(host_t), netns_only = median(off_t);
+
+    const double plugin_add = median(add_t);
     cleanup();
 
     const double added = with_net - host_net;
-    std::printf("\nRunPodSandbox (median, ms)\n");
-    std::printf("  with the bridge network       %8.2f\n", with_net);
-    std::printf("  hostNetwork                   %8.2f\n", host_net);
-    std::printf("  own netns, CNI disabled       %8.2f   (the namespace alone: +%.2f)\n", netns_only,
+    std::printf("\nRunPodSandbox, ms: median (min-max)\n");
+    std::printf("  with the bridge network       %s\n", spread(net_t).c_str());
+    std::printf("  hostNetwork                   %s\n", spread(host_t).c_str());
+    std::printf("  own netns, CNI disabled       %s   (the namespace alone: +%.2f)\n", spread(off_t).c_str(),
                 netns_only - host_net);
-    std::printf("plugin chain run directly (median, ms)\n");
-    std::printf("  ADD bridge+host-local+portmap %8.2f\n", plugin_add);
-    std::printf("  DEL                           %8.2f\n", plugin_del);
-    std::printf("\nnetworking adds %.2f ms to RunPodSandbox; plugins' own ADD %.2f ms + 2 ms = %.2f ms budget\n",
-                added, plugin_add, plugin_add + 2.0);
+    std::printf("plugin chain run directly, ms: median (min-max)\n");
+    std::printf("  ADD bridge+host-local+portmap %s\n", spread(add_t).c_str());
+    std::printf("  DEL                           %s\n", spread(del_t).c_str());
+    std::printf("\nnetworking adds %.2f ms to RunPodSandbox; plugins' own ADD %.2f ms + 2 ms = %.2f ms budget\n", added,
+                plugin_add, plugin_add + 2.0);
     std::printf("ratio added / plugin ADD = %.3f; berthd's own share = %.2f ms -> %s\n", added / plugin_add,
                 added - plugin_add, added < plugin_add + 2.0 ? "goal met" : "goal MISSED");
     return 0;

@@ -24,8 +24,8 @@ struct ExecOutput {
     std::string out, err;  // each capped at 1 MiB
 };
 
-// fork + execve. Only system calls between fork and exec (berthd has other threads). The child gets the default
-// signal mask and dispositions and no fd but 0-2.
+// posix_spawn (vfork-like: nothing of the caller runs in the child). The child gets the default signal mask and
+// dispositions and no fd but 0-2. A binary that cannot be executed is an error here or exit status 127.
 [[nodiscard]] Result<ExecOutput> exec_plugin(const ExecRequest& r);
 
 }  // namespace berth::cni
