@@ -30,7 +30,9 @@ std::string versions_text() {
     return out;
 }
 
-std::string_view file_or(const std::string& file) { return file.empty() ? std::string_view("network config") : file; }
+std::string_view file_or(const std::string& file) {
+    return file.empty() ? std::string_view("network config") : file;
+}
 
 Result<std::string> string_field(const json& obj, const char* key, const std::string& file, const std::string& path,
                                  bool required) {
@@ -190,8 +192,7 @@ Result<std::vector<std::string>> list_config_files(const std::string& dir) {
 
 Result<NetworkConfig> load_default_network(const std::string& dir) {
     BERTH_ASSIGN(auto files, list_config_files(dir));
-    if (files.empty())
-        return fail_errno(ENOENT, "no network configuration (*.conflist, *.conf, *.json) in {}", dir);
+    if (files.empty()) return fail_errno(ENOENT, "no network configuration (*.conflist, *.conf, *.json) in {}", dir);
     return load_network_file(files.front());
 }
 

@@ -33,8 +33,7 @@ struct NetworkConfig {
 
 // Parses a configuration. `as_list`: the text must be a list ({"plugins": [...]}); otherwise a list when it has
 // "plugins", else a single plugin. Errors name `file` and the field: `10-net.conflist: plugins[1].type: missing`.
-[[nodiscard]] Result<NetworkConfig> parse_network_config(std::string_view text, const std::string& file,
-                                                         bool as_list);
+[[nodiscard]] Result<NetworkConfig> parse_network_config(std::string_view text, const std::string& file, bool as_list);
 // Reads one file; the extension decides: .conflist is a list, .conf/.json either form.
 [[nodiscard]] Result<NetworkConfig> load_network_file(const std::string& path);
 

@@ -46,19 +46,23 @@ json Runner::derive(const NetworkConfig& n, size_t index, const json& capability
     c.erase("capabilities");
     c["cniVersion"] = n.cni_version;
     c["name"] = n.name;
-    if (!runtime_config.empty()) c["runtimeConfig"] = std::move(runtime_config);
-    else c.erase("runtimeConfig");
-    if (prev_result && !prev_result->is_null()) c["prevResult"] = *prev_result;
-    else c.erase("prevResult");
+    if (!runtime_config.empty())
+        c["runtimeConfig"] = std::move(runtime_config);
+    else
+        c.erase("runtimeConfig");
+    if (prev_result && !prev_result->is_null())
+        c["prevResult"] = *prev_result;
+    else
+        c.erase("prevResult");
     return c;
 }
 
 Result<void> Runner::check_binaries(const NetworkConfig& n) const {
     for (const std::string& type : plugin_binaries(n)) {
         if (auto found = find_plugin(type, bin_dirs_); !found)
-            return std::unexpected(Error(ENOENT, fmt::format("network \"{}\" ({}): {}", n.name,
-                                                             n.file.empty() ? "cached" : n.file,
-                                                             found.error().message())));
+            return std::unexpected(
+                Error(ENOENT, fmt::format("network \"{}\" ({}): {}", n.name, n.file.empty() ? "cached" : n.file,
+                                          found.error().message())));
     }
     return {};
 }

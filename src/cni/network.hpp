@@ -46,7 +46,8 @@ public:
     [[nodiscard]] Result<nlohmann::json> add(const NetworkConfig& n, const Attachment& a) const;
     // DEL of every plugin in reverse order; `prev_result` is the cached ADD result (null: unknown, e.g. an ADD that
     // failed or a crash before the result was saved). Stops at the first failure.
-    [[nodiscard]] Result<void> del(const NetworkConfig& n, const Attachment& a, const nlohmann::json& prev_result) const;
+    [[nodiscard]] Result<void> del(const NetworkConfig& n, const Attachment& a,
+                                   const nlohmann::json& prev_result) const;
     // CHECK of every plugin; success without running anything when the version predates CHECK or disableCheck.
     [[nodiscard]] Result<void> check(const NetworkConfig& n, const Attachment& a,
                                      const nlohmann::json& prev_result) const;

@@ -52,8 +52,8 @@ Result<IpConfig> parse_ip(const json& j, const std::string& path, int expect_fam
         return fail("{}.{}: missing or not a string", path, expect_family ? "ip" : "address");
     ip.address = addr->get<std::string>();
     ip.family = cidr_family(ip.address);
-    if (ip.family == 0) return fail("{}.{}: \"{}\" is not an IP in CIDR form", path, expect_family ? "ip" : "address",
-                                    ip.address);
+    if (ip.family == 0)
+        return fail("{}.{}: \"{}\" is not an IP in CIDR form", path, expect_family ? "ip" : "address", ip.address);
     if (expect_family && ip.family != expect_family)
         return fail("{}.ip: \"{}\" is not an IPv{} address", path, ip.address, expect_family);
     if (auto g = j.find("gateway"); g != j.end() && g->is_string()) ip.gateway = g->get<std::string>();
@@ -72,7 +72,9 @@ Result<IpConfig> parse_ip(const json& j, const std::string& path, int expect_fam
 
 }  // namespace
 
-std::string IpConfig::ip() const { return address.substr(0, address.find('/')); }
+std::string IpConfig::ip() const {
+    return address.substr(0, address.find('/'));
+}
 
 std::vector<std::string> AddResult::pod_ips(std::string_view ifname) const {
     std::vector<const IpConfig*> picked;
@@ -124,8 +126,7 @@ Result<AddResult> parse_add_result(const json& r) {
         for (size_t i = 0; i < it->size(); ++i) {
             BERTH_ASSIGN(IpConfig ip, parse_ip((*it)[i], fmt::format("ips[{}]", i), 0));
             if (ip.interface >= 0 && static_cast<size_t>(ip.interface) >= out.interfaces.size())
-                return fail("ips[{}].interface: {} is past the {} interfaces", i, ip.interface,
-                            out.interfaces.size());
+                return fail("ips[{}].interface: {} is past the {} interfaces", i, ip.interface, out.interfaces.size());
             out.ips.push_back(std::move(ip));
         }
     }
@@ -147,17 +148,28 @@ std::optional<PluginError> parse_plugin_error(std::string_view out) {
 
 std::string_view error_code_text(int code) {
     switch (code) {
-        case 1: return "incompatible CNI version";
-        case 2: return "unsupported field in network configuration";
-        case 3: return "container unknown or does not exist";
-        case 4: return "invalid environment variables";
-        case 5: return "I/O failure";
-        case 6: return "failed to decode content";
-        case 7: return "invalid network config";
-        case 11: return "try again later";
-        case 50: return "the plugin is not available";
-        case 51: return "the plugin is not available, existing containers may have limited connectivity";
-        default: return "";
+        case 1:
+            return "incompatible CNI version";
+        case 2:
+            return "unsupported field in network configuration";
+        case 3:
+            return "container unknown or does not exist";
+        case 4:
+            return "invalid environment variables";
+        case 5:
+            return "I/O failure";
+        case 6:
+            return "failed to decode content";
+        case 7:
+            return "invalid network config";
+        case 11:
+            return "try again later";
+        case 50:
+            return "the plugin is not available";
+        case 51:
+            return "the plugin is not available, existing containers may have limited connectivity";
+        default:
+            return "";
     }
 }
 

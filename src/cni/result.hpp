@@ -19,8 +19,8 @@ struct Interface {
 struct IpConfig {
     std::string address;  // CIDR, "10.88.0.5/16"
     std::string gateway;
-    int interface = -1;   // index into interfaces; -1 when absent
-    int family = 4;       // 4 or 6
+    int interface = -1;      // index into interfaces; -1 when absent
+    int family = 4;          // 4 or 6
     std::string ip() const;  // the address without its prefix length
 };
 

@@ -44,8 +44,8 @@ Result<uint64_t> parse_quantity(const std::string& text, const std::string& fiel
     }
     const std::string suffix = text.substr(i);
     static const std::pair<const char*, double> kSuffixes[] = {
-        {"", 1},       {"k", 1e3},         {"M", 1e6},         {"G", 1e9},         {"T", 1e12},
-        {"P", 1e15},   {"Ki", 1024.0},     {"Mi", 1048576.0},  {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
+        {"", 1},     {"k", 1e3},     {"M", 1e6},        {"G", 1e9},           {"T", 1e12},
+        {"P", 1e15}, {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
     };
     for (const auto& [s, mult] : kSuffixes) {
         if (suffix != s) continue;
@@ -128,7 +128,9 @@ PodNetwork::PodNetwork(const DaemonConfig& config)
       cache_dir_(path_join(config.root_dir, "cni")),
       runner_(config.cni_bin_dirs, std::chrono::seconds(config.cni_plugin_timeout_s)) {}
 
-std::string PodNetwork::cache_path(const std::string& pod_id) const { return path_join(cache_dir_, pod_id + ".json"); }
+std::string PodNetwork::cache_path(const std::string& pod_id) const {
+    return path_join(cache_dir_, pod_id + ".json");
+}
 
 Result<void> PodNetwork::write_cache(const PodAttachment& a) const {
     BERTH_TRY(mkdir_all(cache_dir_, 0700));
@@ -179,8 +181,9 @@ RuntimeCondition PodNetwork::condition() {
         return {};
     };
     if (!enabled_) {
-        c.message = "berthd: network plugin is not ready: CNI is disabled (cni.enabled = false in berth.toml): pods "
-                    "get a network namespace with loopback only";
+        c.message =
+            "berthd: network plugin is not ready: CNI is disabled (cni.enabled = false in berth.toml): pods "
+            "get a network namespace with loopback only";
         return c;
     }
     auto r = detail();
@@ -192,8 +195,10 @@ RuntimeCondition PodNetwork::condition() {
     }
     std::lock_guard lock(mu_);
     if (c.message != last_message_) {
-        if (c.status) log::info("network is ready");
-        else log::warn("{}", c.message);
+        if (c.status)
+            log::info("network is ready");
+        else
+            log::warn("{}", c.message);
         last_message_ = c.message;
     }
     return c;
@@ -265,8 +270,8 @@ Result<void> PodNetwork::attach(const store::PodRecord& p, const v1::PodSandboxC
         Error err = std::move(added).error();
         if (auto d = runner_.del(a.network, a.attachment, json()); !d) {
             log::warn("pod {}: DEL after the failed ADD: {}", p.id, d.error().message());
-            return std::unexpected(Error(err.code(), fmt::format("{} (and the DEL that followed: {})", err.message(),
-                                                                 d.error().message())));
+            return std::unexpected(Error(
+                err.code(), fmt::format("{} (and the DEL that followed: {})", err.message(), d.error().message())));
         }
         if (::unlink(cache_path(p.id).c_str()) < 0 && errno != ENOENT)
             log::warn("remove {}: {}", cache_path(p.id), std::strerror(errno));
@@ -310,8 +315,10 @@ void PodNetwork::collect_garbage(const std::set<std::string>& live_pods) {
             std::string name = e->d_name;
             if (!name.ends_with(".json")) continue;
             std::string id = name.substr(0, name.size() - 5);
-            if (live_pods.contains(id)) valid.push_back({id, kIfName});
-            else stale.push_back(id);
+            if (live_pods.contains(id))
+                valid.push_back({id, kIfName});
+            else
+                stale.push_back(id);
         }
         ::closedir(d);
     }

@@ -87,9 +87,9 @@ private:
     const cni::Runner runner_;
 
     std::mutex mu_;
-    std::string fingerprint_;                            // guarded by mu_
+    std::string fingerprint_;                           // guarded by mu_
     std::optional<Result<cni::NetworkConfig>> loaded_;  // guarded by mu_
-    std::string last_message_;                           // guarded by mu_: readiness last logged
+    std::string last_message_;                          // guarded by mu_: readiness last logged
 };
 
 }  // namespace berth::cri

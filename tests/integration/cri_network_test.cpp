@@ -29,7 +29,9 @@ namespace fs = std::filesystem;
 
 constexpr const char* kPluginDir = "/usr/lib/cni";
 
-std::string read_sysctl(const std::string& name) { return trim(read_text("/proc/sys/" + name)); }
+std::string read_sysctl(const std::string& name) {
+    return trim(read_text("/proc/sys/" + name));
+}
 
 class CriNetworkTest : public CriTest {
 protected:
@@ -176,8 +178,10 @@ TEST_F(CriNetworkTest, TwoPodsTalkByIpAndHostPortReachesAPodOnLoopback) {
     auto info = verbose_info(server);
     EXPECT_EQ(info["cni"]["network"], "bcni-test");
     EXPECT_TRUE(info["cni"].contains("check"));  // (Debian's portmap 1.1.1 fails its own CHECK: docs/networking.md)
-    create_and_start(server, container_config("httpd", "mkdir -p /www && echo hello-from-server > /www/index.html && "
-                                                       "exec httpd -f -p 8080 -h /www"),
+    create_and_start(server,
+                     container_config("httpd",
+                                      "mkdir -p /www && echo hello-from-server > /www/index.html && "
+                                      "exec httpd -f -p 8080 -h /www"),
                      server_cfg);
 
     auto client_cfg = net_pod("client");
@@ -191,12 +195,13 @@ TEST_F(CriNetworkTest, TwoPodsTalkByIpAndHostPortReachesAPodOnLoopback) {
     EXPECT_NE(client_ip, server_ip);
     // The request goes out with nc: Debian's busybox-static 1.35 `wget` crashes (SIGSEGV) before it connects, on
     // the host as in a container.
-    std::string id = create_and_start(
-        client,
-        container_config("client", "cat /etc/resolv.conf; ip -o -4 addr show eth0; for i in $(seq 50); do "
-                                   "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 " + server_ip +
-                                       " 8080 | grep hello && exit 0; sleep 0.2; done; exit 1"),
-        client_cfg);
+    std::string id =
+        create_and_start(client,
+                         container_config("client",
+                                          "cat /etc/resolv.conf; ip -o -4 addr show eth0; for i in $(seq 50); do "
+                                          "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 " +
+                                              server_ip + " 8080 | grep hello && exit 0; sleep 0.2; done; exit 1"),
+                         client_cfg);
     auto s = wait_exited(id, 30000);
     const std::string log = read_text(dir_ + "/logs/client/client.log");
     EXPECT_EQ(s.exit_code(), 0) << log << "\nserver: " << read_text(dir_ + "/logs/server/httpd.log");
@@ -209,9 +214,10 @@ TEST_F(CriNetworkTest, TwoPodsTalkByIpAndHostPortReachesAPodOnLoopback) {
     // masquerades the 127.0.0.1 source (by its mark only), so the reply finds its way back.
     std::string got;
     for (int i = 0; i < 50 && got.find("hello-from-server") == std::string::npos; ++i) {
-        got = run_command({"/usr/bin/curl", "-s", "-m", "2", "http://127.0.0.1:" + std::to_string(host_port) + "/"})
-                  .out;
-        if (got.find("hello-from-server") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        got =
+            run_command({"/usr/bin/curl", "-s", "-m", "2", "http://127.0.0.1:" + std::to_string(host_port) + "/"}).out;
+        if (got.find("hello-from-server") == std::string::npos)
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     EXPECT_NE(got.find("hello-from-server"), std::string::npos) << got;
     EXPECT_EQ(read_sysctl("net/ipv4/conf/" + bridge_ + "/route_localnet"), "1");
@@ -248,11 +254,12 @@ TEST_F(CriNetworkTest, HundredCyclesLeakNoIpVethOrNamespace) {
 
 TEST_F(CriNetworkTest, ABrokenPluginFailsRunPodSandboxClearlyAndLeavesNothing) {
     // Exits 1 with an error result on ADD, succeeds on DEL (as plugins must), after the bridge made a veth and an IP.
-    write_text(bin_dir_ + "/bcni-broken",
-               "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then\n"
-               "  echo '{\"cniVersion\":\"1.0.0\",\"code\":101,\"msg\":\"firewall is on fire\",\"details\":\"rule 7\"}'\n"
-               "  exit 1\nfi\nexit 0\n",
-               0755);
+    write_text(
+        bin_dir_ + "/bcni-broken",
+        "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then\n"
+        "  echo '{\"cniVersion\":\"1.0.0\",\"code\":101,\"msg\":\"firewall is on fire\",\"details\":\"rule 7\"}'\n"
+        "  exit 1\nfi\nexit 0\n",
+        0755);
     write_network(json::array({{{"type", "bcni-broken"}}}));
     start_daemon();
     ASSERT_TRUE(network_ready().status()) << network_ready().message();
@@ -323,8 +330,7 @@ TEST_F(CriNetworkTest, BrokenConfigsMakeTheNetworkNotReadyWithTheReason) {
                R"({"cniVersion":"1.1.0","name":"down","plugins":[{"type":"bcni-down"}]})");
     c = network_ready();
     EXPECT_FALSE(c.status());
-    EXPECT_NE(c.message().find("plugin \"bcni-down\" (STATUS): uplink daemon is down (CNI error 50"),
-              std::string::npos)
+    EXPECT_NE(c.message().find("plugin \"bcni-down\" (STATUS): uplink daemon is down (CNI error 50"), std::string::npos)
         << c.message();
     ASSERT_TRUE(remove_pod(host_pod).ok());
     expect_nothing_left();

@@ -118,7 +118,8 @@ TEST(CniConfig, TheLowestNamedFileWinsAndOthersAreIgnored) {
     EXPECT_CONTAINS(missing.error().message(), "no network configuration");
 
     ASSERT_TRUE(write_file(d.path() + "/cni.lock", ""));
-    ASSERT_TRUE(write_file(d.path() + "/99-z.conflist", R"({"cniVersion":"1.0.0","name":"z","plugins":[{"type":"a"}]})"));
+    ASSERT_TRUE(
+        write_file(d.path() + "/99-z.conflist", R"({"cniVersion":"1.0.0","name":"z","plugins":[{"type":"a"}]})"));
     ASSERT_TRUE(write_file(d.path() + "/20-b.conf", R"({"cniVersion":"0.3.1","name":"b","type":"bridge"})"));
     auto n = load_default_network(d.path());
     ASSERT_TRUE(n) << n.error().message();

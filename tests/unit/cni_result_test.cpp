@@ -78,7 +78,8 @@ TEST(CniResult, BadFieldsAreNamed) {
 }
 
 TEST(CniResult, ErrorResults) {
-    auto e = parse_plugin_error(R"({"cniVersion":"1.0.0","code":7,"msg":"Invalid Configuration","details":"too small"})");
+    auto e =
+        parse_plugin_error(R"({"cniVersion":"1.0.0","code":7,"msg":"Invalid Configuration","details":"too small"})");
     ASSERT_TRUE(e);
     EXPECT_EQ(e->code, 7);
     EXPECT_EQ(e->msg, "Invalid Configuration");

@@ -39,8 +39,7 @@ protected:
         dir_ = ::mkdtemp(tmpl);
         bin_ = dir_ + "/bin";
         ASSERT_TRUE(mkdir_all(bin_));
-        for (const char* name : {"first", "second"})
-            ASSERT_TRUE(write_file(bin_ + "/" + name, kFakePlugin, 0755));
+        for (const char* name : {"first", "second"}) ASSERT_TRUE(write_file(bin_ + "/" + name, kFakePlugin, 0755));
         ASSERT_TRUE(write_file(bin_ + "/silent-fail", "#!/bin/sh\necho 'something broke' >&2\nexit 3\n", 0755));
         ASSERT_TRUE(write_file(bin_ + "/sleeper", "#!/bin/sh\nexec sleep 30\n", 0755));
         log_ = dir_ + "/calls.log";
@@ -50,11 +49,11 @@ protected:
     NetworkConfig network(const std::string& version, json extra_second = json::object()) {
         json second = {{"type", "second"}, {"log", log_}, {"capabilities", {{"portMappings", true}, {"mac", false}}}};
         second.update(extra_second);
-        json list = {{"cniVersion", version},
-                     {"name", "testnet"},
-                     {"plugins",
-                      {{{"type", "first"}, {"log", log_}, {"result", first_result_}, {"runtimeConfig", "stale"}},
-                       second}}};
+        json list = {
+            {"cniVersion", version},
+            {"name", "testnet"},
+            {"plugins",
+             {{{"type", "first"}, {"log", log_}, {"result", first_result_}, {"runtimeConfig", "stale"}}, second}}};
         auto n = parse_network_config(list.dump(), "t.conflist", true);
         EXPECT_TRUE(n) << n.error().message();
         return *n;
@@ -75,7 +74,9 @@ protected:
         std::filesystem::remove(log_);
         return out;
     }
-    Runner runner(int timeout_ms = 10000) { return Runner({dir_ + "/empty", bin_}, std::chrono::milliseconds(timeout_ms)); }
+    Runner runner(int timeout_ms = 10000) {
+        return Runner({dir_ + "/empty", bin_}, std::chrono::milliseconds(timeout_ms));
+    }
 
     std::string dir_, bin_, log_;
     json first_result_ = {{"cniVersion", "1.0.0"},
@@ -135,9 +136,11 @@ TEST_F(CniRunnerTest, DelRunsInReverseOrderWithTheCachedResult) {
 }
 
 TEST_F(CniRunnerTest, APluginErrorNamesNetworkPluginCommandAndCode) {
-    auto n = network("1.0.0", {{"failOn", {"ADD"}},
-                               {"fail", {{"cniVersion", "1.0.0"}, {"code", 7}, {"msg", "Invalid Configuration"},
-                                         {"details", "subnet too small"}}}});
+    auto n = network(
+        "1.0.0",
+        {{"failOn", {"ADD"}},
+         {"fail",
+          {{"cniVersion", "1.0.0"}, {"code", 7}, {"msg", "Invalid Configuration"}, {"details", "subnet too small"}}}});
     auto r = runner().add(n, attachment());
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().message(),
@@ -211,12 +214,12 @@ TEST_F(CniRunnerTest, CheckStatusAndGcFollowTheVersion) {
     EXPECT_TRUE(calls().empty());
 
     // A failing STATUS is the reason the network is not ready.
-    auto down = network("1.1.0", {{"failOn", {"STATUS"}},
-                                  {"fail", {{"code", 50}, {"msg", "daemon down"}}}});
+    auto down = network("1.1.0", {{"failOn", {"STATUS"}}, {"fail", {{"code", 50}, {"msg", "daemon down"}}}});
     auto r = runner().status(down);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().message(),
-              "network \"testnet\": plugin \"second\" (STATUS): daemon down (CNI error 50: the plugin is not available)");
+    EXPECT_EQ(
+        r.error().message(),
+        "network \"testnet\": plugin \"second\" (STATUS): daemon down (CNI error 50: the plugin is not available)");
 }
 
 }  // namespace
