@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # `make bench`: the container lifecycle benchmark, berth against crun and runc (see bench/lifecycle.cpp), then the
 # image pull benchmark, berthctl against ctr and skopeo+umoci (bench/pull.sh), then berthd through the CRI against
-# crun run (bench/cri/cri_bench.cpp; its options in $CRI_BENCH_ARGS, e.g. CRI_BENCH_ARGS="--pods 20 --running 10").
+# crun run (bench/cri/cri_bench.cpp; its options in $CRI_BENCH_ARGS, e.g. CRI_BENCH_ARGS="--pods 20 --running 10"),
+# then pod networking: RunPodSandbox with a CNI bridge network against hostNetwork and the plugins' own exec time
+# (bench/cni/cni_bench.cpp; options in $CNI_BENCH_ARGS, e.g. CNI_BENCH_ARGS="--pods 50").
 #
 #   bench/run.sh BUILD_DIR [berth_bench options...]     e.g. bench/run.sh build --rounds 1 --iterations 10
-#   bench/run.sh BUILD_DIR lifecycle|pull|cri [...]      only one of them
+#   bench/run.sh BUILD_DIR lifecycle|pull|cri|cni [...]  only one of them
 set -euo pipefail
 
 if (($# < 1)); then
-    echo "usage: $0 BUILD_DIR [lifecycle|pull] [--rounds N] [--iterations N] [--runtimes LIST] [--berth PATH]" \
+    echo "usage: $0 BUILD_DIR [lifecycle|pull|cri|cni] [--rounds N] [--iterations N] [--runtimes LIST] [--berth PATH]" \
         "[--no-floor]" >&2
     exit 2
 fi
@@ -16,7 +18,7 @@ build=$1
 shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 which=all
-if (($# > 0)) && [[ $1 == lifecycle || $1 == pull || $1 == cri ]]; then
+if (($# > 0)) && [[ $1 == lifecycle || $1 == pull || $1 == cri || $1 == cni ]]; then
     which=$1
     shift
 fi
@@ -29,8 +31,21 @@ cri_bench() {
     # shellcheck disable=SC2086 # word splitting of the options is wanted
     "$bin/cri_bench" --berthd "$bin/berthd" --berthctl "$bin/berthctl" --source "$repo" ${CRI_BENCH_ARGS:-}
 }
+cni_bench() {
+    local bin=$build/bin
+    if [[ ! -x $bin/cni_bench || ! -x $bin/berthd ]]; then
+        echo "bench: cni_bench and berthd must be built (cmake --build $build)" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2086 # word splitting of the options is wanted
+    "$bin/cni_bench" --berthd "$bin/berthd" ${CNI_BENCH_ARGS:-}
+}
 if [[ $which == cri ]]; then
     cri_bench
+    exit
+fi
+if [[ $which == cni ]]; then
+    cni_bench
     exit
 fi
 if [[ $which == pull ]]; then
@@ -53,3 +68,5 @@ echo
 bash "$repo/bench/pull.sh" "$build"
 echo
 cri_bench
+echo
+cni_bench

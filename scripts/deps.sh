@@ -36,6 +36,8 @@ packages=(
   libboost-dev python3-websockets
   # pod networking: CNI plugins (bridge, host-local, portmap, loopback), runsc (gVisor) as a RuntimeClass handler
   containernetworking-plugins runsc
+  # portmap (hostPort) programs iptables
+  iptables
 )
 
 missing=()
@@ -44,13 +46,16 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]} == 0)); then
   echo "deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "deps: missing ${missing[*]}; run as root (or: sudo make deps)" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-if [[ $(id -u) -ne 0 ]]; then
-  echo "deps: missing ${missing[*]}; run as root (or: sudo make deps)" >&2
-  exit 1
-fi
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# berthd's default pod network, only where the host has none (scripts/install-cni-config.sh, docs/networking.md).
+bash "$(dirname "${BASH_SOURCE[0]}")/install-cni-config.sh"

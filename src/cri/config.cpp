@@ -314,6 +314,19 @@ Result<DaemonConfig> load_config(const std::string& path, bool must_exist) {
                                                     BERTH_ASSIGN(c.cni_conf_dir, cni.path(v, key));
                                                     return {};
                                                 }},
+                                               {"enabled",
+                                                [&](const toml::node& v, const std::string& key) -> Result<void> {
+                                                    BERTH_ASSIGN(c.cni_enabled, cni.boolean(v, key));
+                                                    return {};
+                                                }},
+                                               {"plugin_timeout",
+                                                [&](const toml::node& v, const std::string& key) -> Result<void> {
+                                                    const auto* i = v.as_integer();
+                                                    if (!i || i->get() < 1 || i->get() > 3600)
+                                                        return fail("{}: {}: expected seconds, 1 to 3600", path, key);
+                                                    c.cni_plugin_timeout_s = static_cast<int>(i->get());
+                                                    return {};
+                                                }},
                                            });
                    }},
                   {"runtimes",
@@ -382,7 +395,11 @@ std::string config_json(const DaemonConfig& c) {
         {"oom_clamp", clamp},
         {"streaming_address", c.streaming_address},
         {"pod_infra_command", c.pod_infra_command},
-        {"cni", {{"bin_dirs", c.cni_bin_dirs}, {"conf_dir", c.cni_conf_dir}}},
+        {"cni",
+         {{"bin_dirs", c.cni_bin_dirs},
+          {"conf_dir", c.cni_conf_dir},
+          {"enabled", c.cni_enabled},
+          {"plugin_timeout", c.cni_plugin_timeout_s}}},
         {"runtimes", std::move(runtimes)},
         {"registries", std::move(registries)},
     };

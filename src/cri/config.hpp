@@ -40,6 +40,8 @@ struct DaemonConfig {
     image::RegistryConfig registries;
     std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
     std::string cni_conf_dir = "/etc/cni/net.d";
+    bool cni_enabled = true;             // false: pods get a network namespace with loopback only, no CNI
+    int cni_plugin_timeout_s = 60;       // one plugin execution; killed after this
     std::string streaming_address = "127.0.0.1:0";  // host:port of the exec/attach/port-forward server
     std::string pod_infra_command;             // reserved for pods sharing their PID namespace
 };

@@ -9,12 +9,14 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 
 #include "common/log.hpp"
 #include "cri/container_manager.hpp"
 #include "cri/cri_context.hpp"
 #include "cri/image_service.hpp"
 #include "cri/pod_manager.hpp"
+#include "cri/pod_network.hpp"
 #include "cri/runtime_service.hpp"
 #include "cri/socket_claim.hpp"
 #include "cri/stop_signals.hpp"
@@ -53,12 +55,22 @@ Result<void> run_daemon(const DaemonConfig& config) {
     }
     PodManager pods(ctx);
     ContainerManager containers(ctx, pods);
+    PodNetwork network(config);
     pods.set_containers(&containers);
+    pods.set_network(&network);
     BERTH_TRY(containers.start_watcher());
     containers.recover();
     pods.recover();
+    {
+        // Attachments of pods that are gone get their DEL; the current network its GC.
+        std::set<std::string> live;
+        if (auto all = ctx.records->pods())
+            for (const auto& p : *all) live.insert(p.id);
+        network.collect_garbage(live);
+    }
 
     RuntimeState state(config);
+    state.set_network_probe([&network] { return network.condition(); });
     RuntimeService runtime_service(state, pods, containers, ctx.events);
     BERTH_ASSIGN(std::unique_ptr<ImageService> image_service, ImageService::create(config));
 

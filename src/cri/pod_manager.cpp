@@ -9,6 +9,7 @@
 #include "common/log.hpp"
 #include "cri/container_manager.hpp"
 #include "cri/pod_namespaces.hpp"
+#include "cri/pod_network.hpp"
 #include "cri/stats.hpp"
 #include "linux/namespaces.hpp"
 
@@ -133,6 +134,7 @@ Result<std::string> PodManager::run(const v1::RunPodSandboxRequest& req) {
                        .uts = !p.host_network,
                        .hostname = hostname};
         BERTH_TRY(pin_namespaces(pin));
+        if (!p.host_network && network_) BERTH_TRY(network_->attach(p, c, path_join(dir, "ns/net")));
         if (nso.pid() == v1::POD) {
             BERTH_ASSIGN(InfraProcess infra, start_pid_infra(ctx_.monitor_binary()));
             p.infra_pid = infra.pid;
@@ -151,10 +153,17 @@ Result<std::string> PodManager::run(const v1::RunPodSandboxRequest& req) {
 
 Result<void> PodManager::release_resources(const store::PodRecord& p) {
     const std::string dir = ctx_.pod_dir(p.id);
-    BERTH_TRY(stop_pid_infra({p.infra_pid, p.infra_start}));
-    BERTH_TRY(unmount_and_remove(path_join(dir, "shm")));
-    BERTH_TRY(unpin_namespaces(path_join(dir, "ns")));
-    return {};
+    Result<void> first;
+    auto step = [&](Result<void> r) {
+        if (!r && first) first = std::move(r);
+    };
+    step(stop_pid_infra({p.infra_pid, p.infra_start}));
+    // DEL while the namespace is still pinned; its cache stays when it fails, so a later Stop runs it again (with
+    // the namespace gone, plugins still release what lives outside it).
+    if (network_) step(network_->detach(p.id, path_join(dir, "ns/net")));
+    step(unmount_and_remove(path_join(dir, "shm")));
+    step(unpin_namespaces(path_join(dir, "ns")));
+    return first;
 }
 
 void PodManager::undo(const store::PodRecord& p) {
@@ -212,6 +221,13 @@ Result<void> PodManager::status(const std::string& id, bool verbose, v1::PodSand
         return p.error().code() == ENOENT ? cri_error(ENOENT, "pod sandbox {} not found", id)
                                           : std::unexpected(p.error());
     fill_status(*p, resp->mutable_status());
+    if (network_ && !p->host_network) {
+        auto ips = network_->pod_ips(id);
+        for (size_t i = 0; i < ips.size(); ++i) {
+            if (i == 0) resp->mutable_status()->mutable_network()->set_ip(ips[i]);
+            else resp->mutable_status()->mutable_network()->add_additional_ips()->set_ip(ips[i]);
+        }
+    }
     resp->set_timestamp(now_ns());
     if (containers_) BERTH_TRY(containers_->statuses_of(id, resp->mutable_containers_statuses()));
     if (verbose) {
@@ -230,6 +246,17 @@ Result<void> PodManager::status(const std::string& id, bool verbose, v1::PodSand
             {"hosts", path_join(dir, "hosts")},
             {"hostname", path_join(dir, "hostname")},
         };
+        if (network_ && !p->host_network) {
+            if (auto a = network_->cached(id)) {
+                info["cni"] = {{"network", a->network.name}, {"file", a->source_file}, {"result", a->result}};
+                // CHECK (where the network's version has it) of a ready pod: what kubelet would see of its health.
+                if (p->state == store::PodState::ready) {
+                    auto guard = ctx_.locks.lock(id);  // no CHECK while a Stop runs DEL for the pod
+                    auto checked = network_->check(id, path_join(dir, "ns/net"));
+                    info["cni"]["check"] = checked ? "ok" : checked.error().message();
+                }
+            }
+        }
         (*resp->mutable_info())["info"] = info.dump();
     }
     return {};

@@ -4,8 +4,10 @@
 // namespaces (pod_namespaces.hpp; none pinned for NODE mode: hostNetwork pins neither network nor UTS, hostIPC no
 // IPC), a /dev/shm tmpfs of 64 MiB (none with hostIPC: containers then use the host's), and the files containers
 // bind-mount: hostname, hosts, resolv.conf. The pod's cgroup is kubelet's cgroup_parent, or the daemon's default
-// parent + "/" + id, which berthd removes with the pod. No CNI yet: no pod IP. A PID namespace shared by the pod
-// (namespace_options.pid POD) is held by `berth-monitor --pause` (pod_namespaces.hpp), killed at Stop.
+// parent + "/" + id, which berthd removes with the pod. The pod network (pod_network.hpp): CNI ADD into the pinned
+// network namespace before the pod is ready, DEL at Stop (and Remove, and when a Run fails); hostNetwork pods have
+// none. A PID namespace shared by the pod (namespace_options.pid POD) is held by `berth-monitor --pause`
+// (pod_namespaces.hpp), killed at Stop.
 //
 // Run records the pod as "creating" before making anything, "ready" when done; a failure undoes what was made
 // and drops the record; a crash leaves "creating", which recover() undoes. A second Run with the same metadata is
@@ -25,11 +27,13 @@
 namespace berth::cri {
 
 class ContainerManager;
+class PodNetwork;
 
 class PodManager {
 public:
     explicit PodManager(CriContext& ctx) : ctx_(ctx) {}
     void set_containers(ContainerManager* c) { containers_ = c; }
+    void set_network(PodNetwork* n) { network_ = n; }
 
     [[nodiscard]] Result<std::string> run(const v1::RunPodSandboxRequest& req);
     // Missing ids are success for stop and remove (the CRI's idempotence).
@@ -54,10 +58,12 @@ public:
 
 private:
     void undo(const store::PodRecord& p);                                     // everything a run makes, best effort
-    [[nodiscard]] Result<void> release_resources(const store::PodRecord& p);  // shm + pins (Stop)
+    // Network (CNI DEL), shm and pins (Stop); every step is tried, the first error is returned.
+    [[nodiscard]] Result<void> release_resources(const store::PodRecord& p);
 
     CriContext& ctx_;
     ContainerManager* containers_ = nullptr;
+    PodNetwork* network_ = nullptr;
 };
 
 // True when every label of `selector` is in `labels` with the same value.

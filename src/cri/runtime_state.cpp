@@ -13,11 +13,10 @@ std::string RuntimeState::pod_cidr() const {
 }
 
 std::vector<RuntimeCondition> RuntimeState::conditions() const {
-    return {
-        {"RuntimeReady", true, "", ""},
-        {"NetworkReady", false, "NetworkPluginNotReady",
-         "berthd: network plugin is not ready: CNI is not configured yet (pod networking is not implemented)"},
-    };
+    RuntimeCondition network{"NetworkReady", false, "NetworkPluginNotReady",
+                             "berthd: network plugin is not ready: CNI is not configured"};
+    if (network_probe_) network = network_probe_();
+    return {{"RuntimeReady", true, "", ""}, std::move(network)};
 }
 
 nlohmann::json RuntimeState::verbose_config() const {

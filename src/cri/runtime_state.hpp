@@ -3,6 +3,7 @@
 // Thread-safety: every member may be called from any gRPC worker thread at once.
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -30,8 +31,11 @@ public:
     void set_pod_cidr(std::string cidr);
     std::string pod_cidr() const;
 
-    // RuntimeReady, then NetworkReady. The network is not ready until CNI support exists: pods that need a pod
-    // network must not be scheduled here, so kubelet is told the truth.
+    // NetworkReady comes from `probe` (berthd: PodNetwork::condition); without one it is false.
+    void set_network_probe(std::function<RuntimeCondition()> probe) { network_probe_ = std::move(probe); }
+
+    // RuntimeReady, then NetworkReady. Pods that need a pod network must not be scheduled here while the network
+    // is not ready, so kubelet is told the truth.
     std::vector<RuntimeCondition> conditions() const;
 
     // The verbose Status info: key -> JSON document (the CRI wants JSON values).
@@ -41,6 +45,7 @@ private:
     const DaemonConfig config_;
     mutable std::mutex mu_;
     std::string pod_cidr_;  // guarded by mu_
+    std::function<RuntimeCondition()> network_probe_;  // set before serving
 };
 
 }  // namespace berth::cri

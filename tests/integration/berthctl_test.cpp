@@ -63,7 +63,9 @@ protected:
         CommandResult imp = run_command({BERTHCTL_BIN, "image", "import", "--root", root_, archive_});
         ASSERT_EQ(imp.exit_code, 0) << imp.err;
         daemon_ = std::make_unique<BerthdProcess>();
-        ASSERT_TRUE(daemon_->start(socket_, {"--root", root_, "--state-dir", dir_->path() + "/state"}))
+        // Pods with loopback only: none of the host's CNI networks.
+        const std::string config = write_file("berth.toml", "[cni]\nenabled = false\n");
+        ASSERT_TRUE(daemon_->start(socket_, {"--config", config, "--root", root_, "--state-dir", dir_->path() + "/state"}))
             << "berthd did not start (exit " << daemon_->exit_code() << "):\n"
             << daemon_->output();
     }

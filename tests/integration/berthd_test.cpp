@@ -37,10 +37,12 @@ protected:
         dir_.reset();
     }
 
-    // A root, state dir and (empty) configuration file of the test's own: nothing of the host's is used.
+    // A root, state dir and configuration file of the test's own: nothing of the host's is used (the CNI config
+    // dir is an empty one of the test's).
     std::vector<std::string> daemon_args() {
         std::filesystem::create_directories(dir_->path() + "/etc");
-        std::ofstream(dir_->path() + "/etc/berth.toml").flush();
+        std::ofstream(dir_->path() + "/etc/berth.toml")
+            << "[cni]\nconf_dir = \"" << dir_->path() << "/etc/net.d\"\n";
         return {"--config", dir_->path() + "/etc/berth.toml", "--root", dir_->path() + "/root", "--state-dir",
                 dir_->path() + "/state"};
     }

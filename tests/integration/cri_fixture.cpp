@@ -62,8 +62,9 @@ void CriTest::TearDown() {
 void CriTest::start_daemon(const std::vector<std::string>& extra) {
     extra_ = extra;
     daemon_ = std::make_unique<BerthdProcess>();
-    // An empty configuration file of the test's own: nothing of the host's /etc/berth is used.
-    if (!std::filesystem::exists(dir_ + "/berth.toml")) write_text(dir_ + "/berth.toml", "");
+    // A configuration file of the test's own: nothing of the host's /etc/berth is used, nor the host's CNI
+    // networks (pods get loopback only); CNI tests write their own before starting the daemon.
+    if (!std::filesystem::exists(dir_ + "/berth.toml")) write_text(dir_ + "/berth.toml", "[cni]\nenabled = false\n");
     std::vector<std::string> args = {"--config", dir_ + "/berth.toml", "--root",       root_,       "--state-dir",
                                      state_,     "--cgroup-parent",    cgroup_parent_, "--monitor", BERTH_MONITOR_BIN};
     args.insert(args.end(), extra.begin(), extra.end());

@@ -28,7 +28,8 @@ protected:
     void SetUp() override;
     void TearDown() override;
 
-    // Starts (or restarts) berthd with the fixture's flags plus `extra`.
+    // Starts (or restarts) berthd with the fixture's flags plus `extra`, and <dir>/berth.toml (written with CNI
+    // disabled unless the test wrote one).
     void start_daemon(const std::vector<std::string>& extra = {});
     std::unique_ptr<v1::RuntimeService::Stub> runtime();
 

@@ -91,6 +91,8 @@ pod_infra_command = "/pause"
 [cni]
 bin_dirs = ["/a/bin", "/b/bin"]
 conf_dir = "/a/net.d"
+enabled = false
+plugin_timeout = 5
 
 [runtimes.crun]
 path = "/usr/bin/crun"
@@ -130,6 +132,8 @@ registry_token = "rt"
     EXPECT_EQ(c->pod_infra_command, "/pause");
     EXPECT_EQ(c->cni_bin_dirs, (std::vector<std::string>{"/a/bin", "/b/bin"}));
     EXPECT_EQ(c->cni_conf_dir, "/a/net.d");
+    EXPECT_FALSE(c->cni_enabled);
+    EXPECT_EQ(c->cni_plugin_timeout_s, 5);
     ASSERT_EQ(c->handlers.size(), 2u);
     const auto& crun = c->handlers.at("crun");
     EXPECT_EQ(crun.name, "crun");
@@ -215,6 +219,9 @@ TEST_F(ConfigTest, TypesAreChecked) {
     EXPECT_CONTAINS(error_of("cni = \"x\""), "cni: expected a table, got a string");
     EXPECT_CONTAINS(error_of("[cni]\nbin_dirs = \"/opt/cni/bin\""), "cni.bin_dirs: expected an array of strings");
     EXPECT_CONTAINS(error_of("[cni]\nbin_dirs = [\"/a\", 2]"), "cni.bin_dirs[1]: expected a string, got an integer");
+    EXPECT_CONTAINS(error_of("[cni]\nenabled = \"no\""), "cni.enabled: expected a boolean, got a string");
+    EXPECT_CONTAINS(error_of("[cni]\nplugin_timeout = 0"), "cni.plugin_timeout: expected seconds, 1 to 3600");
+    EXPECT_CONTAINS(error_of("[cni]\nplugin_timeout = \"5s\""), "cni.plugin_timeout: expected seconds, 1 to 3600");
     EXPECT_CONTAINS(error_of("[runtimes.crun]\nsandboxed = \"yes\""),
                     "runtimes.crun.sandboxed: expected a boolean, got a string");
     EXPECT_CONTAINS(error_of("runtimes = { crun = 1 }"), "runtimes.crun: expected a table, got an integer");
