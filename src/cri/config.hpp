@@ -22,7 +22,8 @@ struct RuntimeHandler {
     // Global options put before every subcommand of the runtime (runsc's --platform=ptrace, --network=none);
     // external runtimes only.
     std::vector<std::string> runtime_args;
-    // Pods of this handler get no host-side network namespace work beyond CNI (e.g. gVisor); reserved.
+    // A sandbox runtime (gVisor's runsc) that groups a pod's containers by the CRI annotations: berth has no infra
+    // container, so each container is marked as a sandbox of its own (docs/runtimes.md).
     bool sandboxed = false;
 };
 

@@ -251,6 +251,15 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
         spec["root"]["path"] = rootfs;
         log_host_clamps(c.id, cfg, spec);
         if (!handler.path.empty()) spec["ociVersion"] = oci_version_of(handler.path);
+        if (handler.sandboxed) {
+            // A sandboxed runtime (runsc) reads these annotations to put a container into the sandbox its pod's
+            // infra container started. berth runs no infra container, so each container is a sandbox of its own;
+            // it still joins the pod's network namespace by path.
+            spec["annotations"]["io.kubernetes.cri.container-type"] = "sandbox";
+            spec["annotations"]["io.kubernetes.cri.sandbox-id"] = c.id;
+            // The sandbox kernel has a UTS namespace of its own, whatever path the spec joins: name it.
+            if (!spec.contains("hostname") && !pod_cfg.hostname().empty()) spec["hostname"] = pod_cfg.hostname();
+        }
         const std::string bundle = ctx_.bundle_dir(c.id);
         BERTH_TRY(mkdir_all(bundle, 0700));
         BERTH_TRY(write_file(path_join(bundle, "config.json"), spec.dump()));

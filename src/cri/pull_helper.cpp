@@ -6,9 +6,7 @@
 #include <unistd.h>
 
 #include <climits>
-#include <algorithm>
 #include <cstring>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -21,28 +19,6 @@ namespace {
 
 // The helper's answer is a few lines; anything longer is not the protocol.
 constexpr size_t kMaxOutput = 1 << 20;
-
-// The compressed bytes fetched, from the helper's progress lines: per layer, the last "done" of its layer_bytes
-// events (the count is cumulative per layer).
-uint64_t layer_bytes_fetched(const std::string& output) {
-    std::map<std::string, uint64_t> per_layer;
-    size_t start = 0;
-    while (start < output.size()) {
-        size_t end = output.find('\n', start);
-        if (end == std::string::npos) end = output.size();
-        auto line = nlohmann::json::parse(std::string_view(output).substr(start, end - start), nullptr, false);
-        start = end + 1;
-        if (!line.is_object() || line.value("event", "") != "layer_bytes") continue;
-        auto digest = line.find("digest");
-        auto done = line.find("done");
-        if (digest == line.end() || !digest->is_string() || done == line.end() || !done->is_number_unsigned()) continue;
-        uint64_t& v = per_layer[digest->get<std::string>()];
-        v = std::max(v, done->get<uint64_t>());
-    }
-    uint64_t total = 0;
-    for (const auto& [digest, n] : per_layer) total += n;
-    return total;
-}
 
 }  // namespace
 
@@ -102,7 +78,6 @@ Result<std::string> run_pull_helper(const std::string& helper_path, const std::s
         }
     }
     BERTH_ASSIGN(const int status, wait_process(pid));
-    if (fetched_bytes) *fetched_bytes = layer_bytes_fetched(output);
     if (killed) return fail_errno(ECANCELED, "pull {}: cancelled by the caller", request.reference);
     if (!wrote) return std::unexpected(std::move(wrote).error());
 
@@ -122,6 +97,8 @@ Result<std::string> run_pull_helper(const std::string& helper_path, const std::s
         if (start == 0) break;
         end = start - 1;
     }
+    if (fetched_bytes && result.contains("fetched_bytes") && result["fetched_bytes"].is_number_unsigned())
+        *fetched_bytes = result["fetched_bytes"].get<uint64_t>();
     if (result.contains("error") && result["error"].is_string()) return fail("{}", result["error"].get<std::string>());
     if (status == 0 && result.contains("image") && result["image"].is_object() &&
         result["image"].contains("id") && result["image"]["id"].is_string())

@@ -201,7 +201,7 @@ TEST_F(ConfigTest, TheShippedExampleLoads) {
     EXPECT_EQ(c->handlers.at("crun").path, "/usr/bin/crun");
     EXPECT_EQ(c->handlers.at("runc").path, "/usr/bin/runc");
     EXPECT_EQ(c->handlers.at("runsc").runtime_args,
-              (std::vector<std::string>{"--platform=ptrace", "--ignore-cgroups"}));
+              (std::vector<std::string>{"--platform=ptrace", "--ignore-cgroups", "--network=host"}));
     EXPECT_EQ(c->registries.for_host("registry.local:5000").credentials.username, "puller");
 }
 
