@@ -47,7 +47,7 @@ install: $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target $(INSTALLED_BINARIES)
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth
 	for b in $(INSTALLED_BINARIES); do install -m 0755 $(BUILD_DIR)/bin/$$b $(DESTDIR)$(BINDIR)/$$b || exit 1; done
-	sed 's|@BINDIR@|$(BINDIR)|g' packaging/berthd.service.in > $(DESTDIR)$(UNITDIR)/berthd.service.tmp
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' packaging/berthd.service.in > $(DESTDIR)$(UNITDIR)/berthd.service.tmp
 	chmod 0644 $(DESTDIR)$(UNITDIR)/berthd.service.tmp
 	mv $(DESTDIR)$(UNITDIR)/berthd.service.tmp $(DESTDIR)$(UNITDIR)/berthd.service
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/berth/berth.toml ]; then \

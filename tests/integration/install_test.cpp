@@ -69,8 +69,19 @@ TEST(MakeInstall, LaysOutBinariesUnitAndConfigAndKeepsAnEditedConfig) {
         RecordProperty("systemd_analyze", "not installed: unit not verified");
         return;
     }
-    auto verify = run_command({"/usr/bin/systemd-analyze", "verify", "--root=" + d, unit});
+    // verify resolves ExecStart= and the units it names on this host, so it checks an install with the prefix
+    // and the configuration directory in the temp dir (no DESTDIR) instead.
+    r = run_command({"/usr/bin/make", "-s", "-C", BERTH_SOURCE_DIR, "install", "PREFIX=" + d + "/p",
+                     "SYSCONFDIR=" + d + "/p/etc", "BUILD_DIR=" + build_dir(), "JOBS=1"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    const std::string local_unit = d + "/p/lib/systemd/system/berthd.service";
+    EXPECT_CONTAINS(read_text(local_unit), "ExecStart=" + d + "/p/bin/berthd --config " + d + "/p/etc/berth/berth.toml\n");
+    EXPECT_TRUE(std::filesystem::exists(d + "/p/etc/berth/berth.toml"));
+    auto verify = run_command({"/usr/bin/systemd-analyze", "verify", local_unit});
     EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+    // A unit that names a binary that is not there fails verification: the check can fail.
+    std::filesystem::remove(d + "/p/bin/berthd");
+    EXPECT_NE(run_command({"/usr/bin/systemd-analyze", "verify", local_unit}).exit_code, 0);
 }
 
 }  // namespace
