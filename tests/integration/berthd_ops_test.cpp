@@ -180,13 +180,14 @@ TEST_F(BerthdOpsTest, ImagePullsAreCountedWithBytesSecondsAndFailures) {
         v1::RemoveImageResponse resp;
         ASSERT_TRUE(images()->RemoveImage(&ctx, req, &resp).ok());
     }
-    // What the pull must fetch: the compressed size of every layer whose blob the store does not hold now.
+    // What the pull must fetch: the compressed size of every layer (as the registry holds it: skopeo may have
+    // recompressed on the way) whose blob the store does not hold now.
     uint64_t layer_bytes = 0;
     {
-        auto index = nlohmann::json::parse(read_text(busybox_layout() + "/index.json"));
-        std::string digest = index["manifests"][0]["digest"];
-        auto manifest =
-            nlohmann::json::parse(read_text(busybox_layout() + "/blobs/sha256/" + digest.substr(digest.find(':') + 1)));
+        auto raw = run_command({"/usr/bin/skopeo", "inspect", "--raw", "--tls-verify=false",
+                                "docker://" + registry.host() + "/ops/busybox:1"});
+        ASSERT_EQ(raw.exit_code, 0) << raw.err;
+        auto manifest = nlohmann::json::parse(raw.out);
         for (const auto& l : manifest["layers"]) {
             std::string d = l["digest"];
             if (::access((root_ + "/blobs/sha256/" + d.substr(d.find(':') + 1)).c_str(), F_OK) != 0)
