@@ -15,6 +15,7 @@
 #include <set>
 
 #include "common/fs.hpp"
+#include "cri/metrics.hpp"
 
 namespace berth::cri {
 namespace {
@@ -132,6 +133,14 @@ Result<void> read_runtime(const std::string& file, const std::string& name, cons
                               BERTH_ASSIGN(h.root, r.path(n, k, true));
                               return {};
                           }},
+                         {"runtime_args",
+                          [&](const toml::node& n, const std::string& k) -> Result<void> {
+                              BERTH_ASSIGN(h.runtime_args, r.strings(n, k));
+                              for (size_t i = 0; i < h.runtime_args.size(); ++i)
+                                  if (h.runtime_args[i].empty())
+                                      return fail("{}: {}[{}]: an empty argument", file, k, i);
+                              return {};
+                          }},
                          {"sandboxed",
                           [&](const toml::node& n, const std::string& k) -> Result<void> {
                               BERTH_ASSIGN(h.sandboxed, r.boolean(n, k));
@@ -238,6 +247,14 @@ Result<void> validate_config(const DaemonConfig& c, const std::string& source) {
             "{}: runtimes.berth.path: \"berth\" is the built-in runtime; give an external binary a handler "
             "of its own name",
             source);
+    if (c.log_format != "text" && c.log_format != "json")
+        return fail("{}: log_format: \"{}\" is not one of text, json", source, c.log_format);
+    if (!c.metrics_address.empty())
+        if (auto r = check_metrics_address(c.metrics_address); !r) return fail("{}: {}", source, r.error().message());
+    for (const auto& [name, h] : c.handlers)
+        if (h.path.empty() && !h.runtime_args.empty())
+            return fail("{}: runtimes.{}.runtime_args: only an external runtime (path) takes runtime arguments", source,
+                        key_text(name));
     if (!valid_host_port(c.streaming_address))
         return fail("{}: streaming_address: \"{}\" is not host:port (a numeric port, IPv6 hosts in [])", source,
                     c.streaming_address);
@@ -281,6 +298,8 @@ Result<DaemonConfig> load_config(const std::string& path, bool must_exist) {
                   {"state_dir", abs_path(c.state_dir, false)},
                   {"monitor_path", abs_path(c.monitor_path, true)},
                   {"log_level", str(c.log_level)},
+                  {"log_format", str(c.log_format)},
+                  {"metrics_address", str(c.metrics_address)},
                   {"default_runtime", str(c.default_handler)},
                   {"cgroup_driver", str(c.cgroup_driver)},
                   {"cgroup_parent", str(c.cgroup_parent)},
@@ -370,7 +389,8 @@ Result<DaemonConfig> load_config(const std::string& path, bool must_exist) {
 std::string config_json(const DaemonConfig& c) {
     nlohmann::json runtimes = nlohmann::json::object();
     for (const auto& [name, h] : c.handlers)
-        runtimes[name] = {{"path", h.path}, {"root", h.root}, {"sandboxed", h.sandboxed}};
+        runtimes[name] = {
+            {"path", h.path}, {"root", h.root}, {"runtime_args", h.runtime_args}, {"sandboxed", h.sandboxed}};
     nlohmann::json registries = nlohmann::json::object();
     for (const auto& h : c.registries.hosts)
         registries[h.host] = {{"mirrors", h.mirrors},
@@ -388,6 +408,8 @@ std::string config_json(const DaemonConfig& c) {
         {"root", c.root_dir},
         {"state_dir", c.state_dir},
         {"log_level", c.log_level},
+        {"log_format", c.log_format},
+        {"metrics_address", c.metrics_address},
         {"monitor_path", c.monitor_path},
         {"default_runtime", c.default_handler},
         {"cgroup_driver", c.cgroup_driver},

@@ -19,7 +19,11 @@ struct RuntimeHandler {
     std::string path;
     // The runtime's --root (state dir); empty: <state_dir>/runtimes/<name>.
     std::string root;
-    // Pods of this handler get no host-side network namespace work beyond CNI (e.g. gVisor); reserved.
+    // Global options put before every subcommand of the runtime (runsc's --platform=ptrace, --network=none);
+    // external runtimes only.
+    std::vector<std::string> runtime_args;
+    // A sandbox runtime (gVisor's runsc) that groups a pod's containers by the CRI annotations: berth has no infra
+    // container, so each container is marked as a sandbox of its own (docs/runtimes.md).
     bool sandboxed = false;
 };
 
@@ -31,6 +35,8 @@ struct DaemonConfig {
     std::string root_dir = "/var/lib/berth";   // images (blobs, snapshots, metadata.db), container records
     std::string state_dir = "/run/berth";      // runtime state: monitors, container bundles, pinned namespaces
     std::string log_level = "info";            // error, warn, info, debug
+    std::string log_format = "text";           // text or json (one JSON object per line)
+    std::string metrics_address;               // host:port of the Prometheus endpoint (IP literal); empty: off
     std::string monitor_path;                  // berth-monitor; empty: beside the berthd binary
     std::string default_handler = "berth";     // the handler of pods that name none ("" runtime_handler)
     std::map<std::string, RuntimeHandler> handlers;  // always holds "berth" (libberth)

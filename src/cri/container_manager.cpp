@@ -18,6 +18,7 @@
 
 #include "cgroups/cgroups.hpp"
 #include "common/log.hpp"
+#include "cri/cri_metrics.hpp"
 #include "cri/spec_builder.hpp"
 #include "cri/subprocess.hpp"
 #include "image/snapshots.hpp"
@@ -177,6 +178,12 @@ std::string ContainerManager::runtime_binary(const RuntimeHandler& h) const {
     return h.path.empty() ? path_join(dirname_of(monitor_binary()), "berth") : h.path;
 }
 
+std::vector<std::string> ContainerManager::runtime_argv(const RuntimeHandler& h) const {
+    std::vector<std::string> argv = {runtime_binary(h), "--root", h.root};
+    argv.insert(argv.end(), h.runtime_args.begin(), h.runtime_args.end());
+    return argv;
+}
+
 Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& req) {
     if (req.pod_sandbox_id().empty()) return cri_error(EINVAL, "pod_sandbox_id: empty");
     if (!req.has_config()) return cri_error(EINVAL, "config: missing");
@@ -244,6 +251,15 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
         spec["root"]["path"] = rootfs;
         log_host_clamps(c.id, cfg, spec);
         if (!handler.path.empty()) spec["ociVersion"] = oci_version_of(handler.path);
+        if (handler.sandboxed) {
+            // A sandboxed runtime (runsc) reads these annotations to put a container into the sandbox its pod's
+            // infra container started. berth runs no infra container, so each container is a sandbox of its own;
+            // it still joins the pod's network namespace by path.
+            spec["annotations"]["io.kubernetes.cri.container-type"] = "sandbox";
+            spec["annotations"]["io.kubernetes.cri.sandbox-id"] = c.id;
+            // The sandbox kernel has a UTS namespace of its own, whatever path the spec joins: name it.
+            if (!spec.contains("hostname") && !pod_cfg.hostname().empty()) spec["hostname"] = pod_cfg.hostname();
+        }
         const std::string bundle = ctx_.bundle_dir(c.id);
         BERTH_TRY(mkdir_all(bundle, 0700));
         BERTH_TRY(write_file(path_join(bundle, "config.json"), spec.dump()));
@@ -266,6 +282,7 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
             monitor_binary(), "--id",   c.id,     "--bundle",   bundle,      "--dir", ctx_.monitor_dir(c.id),
             "--log-path",     log_path, "--root", handler.root, "--sync-fd", "3"};
         if (!handler.path.empty()) argv.insert(argv.end(), {"--runtime", handler.path});
+        for (const std::string& a : handler.runtime_args) argv.insert(argv.end(), {"--runtime-arg", a});
         if (cfg.tty()) argv.push_back("--terminal");
         if (cfg.stdin()) argv.push_back("--stdin");
         if (cfg.stdin() && cfg.stdin_once()) argv.push_back("--stdin-once");
@@ -421,6 +438,7 @@ bool ContainerManager::apply_exit(store::ContainerRecord& c) {
     if (auto r = ctx_.records->put_container(c, false); !r) log::error("{}", r.error().message());
     watcher_->unwatch(c.id);
     log::info("container {} exited with {} ({})", c.id, c.exit_code, c.reason);
+    if (c.reason == "OOMKilled" && ctx_.metrics) ctx_.metrics->oom_kills.inc();
     publish(c, v1::CONTAINER_STOPPED_EVENT);
     return true;
 }
@@ -436,7 +454,9 @@ void ContainerManager::on_exit(const std::string& id) {
 
 Result<void> ContainerManager::runtime_delete(const store::ContainerRecord& c) {
     BERTH_ASSIGN(RuntimeHandler h, ctx_.handler(c.handler));
-    auto r = run_captured({runtime_binary(h), "--root", h.root, "delete", "--force", c.id}, "", 0, 1 << 16);
+    std::vector<std::string> argv = runtime_argv(h);
+    argv.insert(argv.end(), {"delete", "--force", c.id});
+    auto r = run_captured(argv, "", 0, 1 << 16);
     if (!r) return std::unexpected(std::move(r).error());
     if (r->exit_code == 0) return {};
     // Already gone (never created, or deleted before a crash) is what we want.
@@ -610,9 +630,9 @@ Result<void> ContainerManager::update_resources(const std::string& id, const v1:
     if (apply_exit(*c) || c->state == store::ContainerState::creating)
         return cri_error(EBUSY, "container {} is {}: its resources cannot be updated", id, store::to_string(c->state));
     BERTH_ASSIGN(RuntimeHandler h, ctx_.handler(c->handler));
-    BERTH_TRY_CTX(
-        run_checked({runtime_binary(h), "--root", h.root, "update", "--resources", "-", id}, oci_resources(r).dump()),
-        "update container {}", id);
+    std::vector<std::string> argv = runtime_argv(h);
+    argv.insert(argv.end(), {"update", "--resources", "-", id});
+    BERTH_TRY_CTX(run_checked(argv, oci_resources(r).dump()), "update container {}", id);
     v1::ContainerConfig cfg;
     cfg.ParseFromString(c->config);
     *cfg.mutable_linux()->mutable_resources() = r;
@@ -660,7 +680,8 @@ Result<void> ContainerManager::exec_sync(const v1::ExecSyncRequest& req, v1::Exe
     }
     BERTH_ASSIGN(RuntimeHandler h, ctx_.handler(c.handler));
     ExecKill k{path_join(ctx_.container_state_dir(c.id), "exec-" + new_id().substr(0, 16) + ".pid")};
-    std::vector<std::string> argv = {runtime_binary(h), "--root", h.root, "exec", "--pid-file", k.pid_file, c.id};
+    std::vector<std::string> argv = runtime_argv(h);
+    argv.insert(argv.end(), {"exec", "--pid-file", k.pid_file, c.id});
     argv.insert(argv.end(), req.cmd().begin(), req.cmd().end());
     auto r = run_captured(argv, "", req.timeout() > 0 ? req.timeout() * 1000 : 0, kExecOutputCap, kill_exec, &k);
     ::unlink(k.pid_file.c_str());

@@ -75,6 +75,8 @@ private:
     [[nodiscard]] Result<void> runtime_delete(const store::ContainerRecord& c);
     [[nodiscard]] Result<std::string> ctl(const store::ContainerRecord& c, const std::string& command);
     std::string runtime_binary(const RuntimeHandler& h) const;
+    // The handler's binary, --root and runtime_args: what comes before a subcommand (delete, exec, update).
+    std::vector<std::string> runtime_argv(const RuntimeHandler& h) const;
     std::string monitor_binary() const;
     void fill_status(const store::ContainerRecord& c, v1::ContainerStatus* out) const;
     ContainerStatsSource stats_source(const store::ContainerRecord& c) const;

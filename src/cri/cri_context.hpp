@@ -54,8 +54,11 @@ private:
     std::map<std::string, std::shared_ptr<std::mutex>> locks_;
 };
 
+struct CriMetrics;
+
 struct CriContext {
     DaemonConfig config;
+    CriMetrics* metrics = nullptr;  // counters updated where things happen; null in tests without a registry
     std::unique_ptr<store::CriRecords> records;
     std::mutex images_mu;  // store::Images holds one SQLite connection
     std::unique_ptr<store::Images> images;

@@ -14,10 +14,14 @@
 #include "common/log.hpp"
 #include "cri/container_manager.hpp"
 #include "cri/cri_context.hpp"
+#include "cri/cri_metrics.hpp"
 #include "cri/image_service.hpp"
+#include "cri/log_control.hpp"
+#include "cri/metrics.hpp"
 #include "cri/pod_manager.hpp"
 #include "cri/pod_network.hpp"
 #include "cri/runtime_service.hpp"
+#include "cri/sd_notify.hpp"
 #include "cri/socket_claim.hpp"
 #include "cri/stop_signals.hpp"
 
@@ -41,13 +45,19 @@ private:
 
 }  // namespace
 
-Result<void> run_daemon(const DaemonConfig& config) {
+Result<void> run_daemon(const DaemonConfig& config, const ConfigFile& file) {
     BERTH_TRY(block_stop_signals());
+    sd_notify_init();
 
     BERTH_ASSIGN(SocketClaim claim, SocketClaim::claim(config.socket_path));
 
     // Records and images first, then what was left running or half-made is reconciled, before anything is served.
     CriContext ctx{.config = config};
+    // Metrics are kept whether or not they are served; the registry is the hook for other parts' gauges.
+    MetricsRegistry registry;
+    CriMetrics metrics(registry);
+    ctx.metrics = &metrics;
+    register_record_gauges(registry, ctx);
     BERTH_ASSIGN(ctx.records, store::CriRecords::open(config.root_dir));
     {
         BERTH_ASSIGN(store::Images images, store::Images::open(config.root_dir));
@@ -73,11 +83,15 @@ Result<void> run_daemon(const DaemonConfig& config) {
     state.set_network_probe([&network] { return network.condition(); });
     RuntimeService runtime_service(state, pods, containers, ctx.events);
     BERTH_ASSIGN(std::unique_ptr<ImageService> image_service, ImageService::create(config));
+    image_service->set_metrics(&metrics);
 
     grpc::ServerBuilder builder;
     builder.AddListeningPort("unix:" + config.socket_path, grpc::InsecureServerCredentials());
     builder.RegisterService(&runtime_service);
     builder.RegisterService(image_service.get());
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(make_rpc_metrics_interceptor(metrics));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
     std::unique_ptr<grpc::Server> server;
     {
         // bind(2) creates the socket file with 0777 & ~umask: 0660 from the first moment, no window to chmod.
@@ -91,14 +105,39 @@ Result<void> run_daemon(const DaemonConfig& config) {
         server->Shutdown();
         return err;
     }
-    log::info("serving CRI on {}", config.socket_path);
-
-    Result<int> signo = wait_for_stop_signal();
-    if (!signo) {
-        server->Shutdown();
-        return std::unexpected(std::move(signo).error());
+    MetricsServer metrics_server(registry);
+    if (!config.metrics_address.empty()) {
+        if (auto r = metrics_server.start(config.metrics_address); !r) {
+            server->Shutdown();
+            return r;
+        }
+        log::info("serving metrics on http://{}/metrics", metrics_server.address());
     }
-    log::info("signal {} received: stopping", *signo);
+    log::info("serving CRI on {}", config.socket_path);
+    sd_notify("READY=1");
+
+    LogControl log_control(file, log::min_level());
+    for (;;) {
+        Result<ReceivedSignal> sig = wait_for_daemon_signal();
+        if (!sig) {
+            server->Shutdown();
+            return std::unexpected(std::move(sig).error());
+        }
+        if (sig->what == DaemonSignal::toggle_debug) {
+            log_control.toggle_debug();
+            continue;
+        }
+        if (sig->what == DaemonSignal::reload) {
+            sd_notify("RELOADING=1");
+            log_control.reload();
+            sd_notify("READY=1");
+            continue;
+        }
+        log::info("signal {} received: stopping", sig->signo);
+        break;
+    }
+    sd_notify("STOPPING=1");
+    metrics_server.stop();
     server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
     server->Wait();
     // `claim` removes the socket when it goes out of scope, after the server has stopped using it.

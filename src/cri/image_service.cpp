@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <charconv>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -201,7 +202,19 @@ grpc::Status ImageService::PullImage(grpc::ServerContext* ctx, const v1::PullIma
 
     // The pull runs in the berth-pull helper (see store/pull_request.hpp); a caller that gives up (kubelet's
     // timeout, a cancelled crictl) stops it.
-    Result<std::string> id = run_pull_helper(pull_helper_, root_, request, [ctx] { return ctx->IsCancelled(); });
+    const auto started = std::chrono::steady_clock::now();
+    uint64_t fetched = 0;
+    Result<std::string> id =
+        run_pull_helper(pull_helper_, root_, request, [ctx] { return ctx->IsCancelled(); }, &fetched);
+    if (metrics_) {
+        metrics_->image_pulls.inc();
+        metrics_->image_pull_bytes.inc({}, static_cast<double>(fetched));
+        if (id)
+            metrics_->image_pull_seconds.observe(
+                {}, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        else
+            metrics_->image_pull_failures.inc();
+    }
     if (!id) {
         log::warn("pull {}: {}", reference, id.error().message());
         if (id.error().code() == ECANCELED) return error_status(grpc::StatusCode::CANCELLED, "PullImage", id.error());

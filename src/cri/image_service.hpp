@@ -18,6 +18,7 @@
 #include "common/error.hpp"
 #include "cri/api.hpp"
 #include "cri/config.hpp"
+#include "cri/cri_metrics.hpp"
 #include "cri/pull_helper.hpp"
 #include "store/images.hpp"
 
@@ -28,6 +29,9 @@ public:
     // Opens the store at config.root_dir once (creating it when missing), so a root berthd cannot use fails the
     // start instead of every call.
     [[nodiscard]] static Result<std::unique_ptr<ImageService>> create(const DaemonConfig& config);
+
+    // Pull counters go to `metrics` from now on (it must outlive the service); none until then.
+    void set_metrics(CriMetrics* metrics) { metrics_ = metrics; }
 
     grpc::Status ListImages(grpc::ServerContext* ctx, const v1::ListImagesRequest* req,
                             v1::ListImagesResponse* resp) override;
@@ -70,6 +74,7 @@ private:
     const std::string pull_helper_;  // berth-pull, beside berthd
     std::mutex mu_;
     std::vector<std::unique_ptr<store::Images>> idle_;  // guarded by mu_
+    CriMetrics* metrics_ = nullptr;                    // set before serving
 };
 
 // The CRI Image of a record: id, repo_tags (names with a tag), repo_digests ("repository@<manifest digest>" of

@@ -31,7 +31,8 @@ std::string default_pull_helper_path() {
 }
 
 Result<std::string> run_pull_helper(const std::string& helper_path, const std::string& root,
-                                    const store::PullRequest& request, const std::function<bool()>& cancelled) {
+                                    const store::PullRequest& request, const std::function<bool()>& cancelled,
+                                    uint64_t* fetched_bytes) {
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) < 0) return fail_sys("pipe for berth-pull");
     UniqueFd in_r(in[0]), in_w(in[1]);
@@ -96,6 +97,8 @@ Result<std::string> run_pull_helper(const std::string& helper_path, const std::s
         if (start == 0) break;
         end = start - 1;
     }
+    if (fetched_bytes && result.contains("fetched_bytes") && result["fetched_bytes"].is_number_unsigned())
+        *fetched_bytes = result["fetched_bytes"].get<uint64_t>();
     if (result.contains("error") && result["error"].is_string()) return fail("{}", result["error"].get<std::string>());
     if (status == 0 && result.contains("image") && result["image"].is_object() &&
         result["image"].contains("id") && result["image"]["id"].is_string())

@@ -2,6 +2,7 @@
 
 #include "cri/container_manager.hpp"
 #include "cri/grpc_status.hpp"
+#include "cri/handler_features.hpp"
 #include "cri/pod_manager.hpp"
 
 namespace berth::cri {
@@ -26,15 +27,21 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const v1::StatusReques
         out->set_reason(c.reason);
         out->set_message(c.message);
     }
-    // The default handler (empty name). Its features are false until berth implements them for pods.
-    resp->add_runtime_handlers()->mutable_features();
-    // Then every handler a pod may name in runtime_handler.
-    for (const auto& [name, h] : state_.config().handlers) {
+    // The default handler (empty name, as kubelet looks it up: it is the default runtime's), then every handler a
+    // pod may name in runtime_handler.
+    const DaemonConfig& config = state_.config();
+    auto add_handler = [&](const std::string& name, const RuntimeHandler& h) {
+        HandlerFeatures f = features_of(h);
         v1::RuntimeHandler* out = resp->add_runtime_handlers();
         out->set_name(name);
-        out->mutable_features();
-    }
-    resp->mutable_features();
+        out->mutable_features()->set_recursive_read_only_mounts(f.recursive_read_only_mounts);
+        out->mutable_features()->set_user_namespaces(f.user_namespaces);
+    };
+    if (auto it = config.handlers.find(config.default_handler); it != config.handlers.end()) add_handler("", it->second);
+    for (const auto& [name, h] : config.handlers) add_handler(name, h);
+    // The CRI ties this to SupplementalGroupsPolicy *and* ContainerStatus.user: spec_builder honours Strict, but
+    // ContainerStatus does not report the user's identity yet, so the feature is not claimed.
+    resp->mutable_features()->set_supplemental_groups_policy(false);
     if (req->verbose()) (*resp->mutable_info())["config"] = state_.verbose_config().dump();
     return grpc::Status::OK;
 }

@@ -1,4 +1,5 @@
-// SIGTERM and SIGINT, the signals that stop berthd, taken out of asynchronous delivery.
+// The signals berthd handles, taken out of asynchronous delivery: SIGTERM and SIGINT stop it, SIGUSR1 toggles debug
+// logging, SIGHUP re-reads the log settings of berth.toml.
 //
 // Kept apart from the gRPC code on purpose: this file includes <signal.h>, which must not meet the generated CRI
 // headers (see cri/api.hpp).
@@ -8,11 +9,18 @@
 
 namespace berth::cri {
 
-// Blocks SIGTERM and SIGINT in the calling thread (threads started later inherit the mask) and ignores SIGPIPE.
-// Call before any other thread exists.
+// Blocks SIGTERM, SIGINT, SIGUSR1 and SIGHUP in the calling thread (threads started later inherit the mask) and
+// ignores SIGPIPE. Call before any other thread exists.
 [[nodiscard]] Result<void> block_stop_signals();
 
-// Waits for SIGTERM or SIGINT (blocked by block_stop_signals) and returns its number.
-[[nodiscard]] Result<int> wait_for_stop_signal();
+enum class DaemonSignal { stop, toggle_debug, reload };
+
+struct ReceivedSignal {
+    DaemonSignal what = DaemonSignal::stop;
+    int signo = 0;
+};
+
+// Waits for one of the signals block_stop_signals blocked.
+[[nodiscard]] Result<ReceivedSignal> wait_for_daemon_signal();
 
 }  // namespace berth::cri

@@ -276,6 +276,7 @@ Result<void> Monitor::make_pipes() {
 
 Result<void> Monitor::run_runtime(const std::vector<std::string>& args, int in, int out, int err) {
     std::vector<std::string> argv = {o_.runtime, "--root", o_.root, "--log", file(kRuntimeLog), "--log-format", "json"};
+    argv.insert(argv.end(), o_.runtime_args.begin(), o_.runtime_args.end());
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());

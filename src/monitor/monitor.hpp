@@ -42,6 +42,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace berth::monitor {
 
@@ -52,6 +53,7 @@ struct MonitorOptions {
     std::string log_path;     // absolute
     std::string root;         // state root of the runtime (berth's --root, or the external runtime's --root)
     std::string runtime;      // external OCI runtime binary; empty: libberth in this process
+    std::vector<std::string> runtime_args;  // the external runtime's global options, before each subcommand
     int sync_fd = -1;         // > 2, or -1
     bool start = false;       // start right after create
     bool stdin_pipe = false;  // give the container a stdin pipe the monitor keeps open (otherwise /dev/null)

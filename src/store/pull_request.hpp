@@ -1,8 +1,9 @@
 // The pull helper's protocol: berthd does not pull in its own process. It runs `berth-pull --root DIR`, writes
 // one PullRequest as JSON on its stdin and reads JSON lines from its stdout: progress events, then one result
-// line, {"image": {"id", "names"}} or {"error": "..."}. So the daemon never maps the registry client (libcurl and
-// its TLS stack) or the layer unpacker (libarchive), a pull's buffers are gone when it ends, hostile layers are
-// parsed outside the daemon, and a cancelled PullImage kills its pull.
+// line, {"image": {"id", "names"}} or {"error": "..."}, either with "fetched_bytes" (the compressed layer bytes
+// fetched from the registry, for berthd's metrics). So the daemon never maps the registry client (libcurl and its
+// TLS stack) or the layer unpacker (libarchive), a pull's buffers are gone when it ends, hostile layers are parsed
+// outside the daemon, and a cancelled PullImage kills its pull.
 //
 // Credentials travel over the pipe, never on a command line.
 #pragma once

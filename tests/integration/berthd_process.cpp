@@ -1,12 +1,14 @@
 #include "berthd_process.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -107,6 +109,29 @@ int BerthdProcess::reap() {
     exit_code_ = exit_code_of(status);
     drain_output();
     return exit_code_;
+}
+
+bool BerthdProcess::read_output_until(const std::string& needle, size_t from, int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    char buf[4096];
+    while (output_.find(needle, from) == std::string::npos) {
+        if (out_fd_ < 0) return false;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return false;
+        struct pollfd p = {.fd = out_fd_, .events = POLLIN, .revents = 0};
+        int r = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        ssize_t n = ::read(out_fd_, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        output_.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+}
+
+void BerthdProcess::signal(int sig) {
+    if (running()) ::kill(pid_, sig);
 }
 
 int BerthdProcess::stop(int sig) {

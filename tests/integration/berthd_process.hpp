@@ -36,8 +36,13 @@ public:
 
     pid_t pid() const { return pid_; }
     bool running() const { return pid_ > 0; }
-    // Everything the daemon wrote to stdout and stderr so far.
+    // Everything the daemon wrote to stdout and stderr so far (read at start, by read_output_until, and at exit).
     const std::string& output() const { return output_; }
+    // Reads the running daemon's output until `needle` appears at or after offset `from` of output() (true), or
+    // `timeout_ms` passes or the output ends (false).
+    bool read_output_until(const std::string& needle, size_t from, int timeout_ms);
+    // Sends `sig` to the running daemon without waiting for anything.
+    void signal(int sig);
     // Exit code after it ended (128+signal when killed), -1 before.
     int exit_code() const { return exit_code_; }
 

@@ -266,7 +266,8 @@ TEST_F(BerthdTest, BerthctlInfoJsonAndBerthSocketEnv) {
 
     CommandResult table = berthctl({"info"});
     ASSERT_EQ(table.exit_code, 0) << table.err;
-    EXPECT_NE(table.out.find("NetworkReady   false   NetworkPluginNotReady"), std::string::npos) << table.out;
+    // berthctl info's conditions table (columns padded to the widest cell + 3).
+    EXPECT_NE(table.out.find("NetworkReady   false    NetworkPluginNotReady"), std::string::npos) << table.out;
 }
 
 TEST_F(BerthdTest, BerthctlWithoutDaemonSaysSo) {

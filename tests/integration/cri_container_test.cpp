@@ -618,5 +618,37 @@ TEST_F(CriHandlerTest, Crun) {
     run_through("crun");
 }
 
+// Whether runsc (gVisor) can run a container on this host at all, outside berthd: a busybox bundle run with the
+// flags berth.toml gives it below. "" when it can, else what runsc said.
+std::string runsc_host_problem(const std::string& dir, const std::vector<std::string>& flags) {
+    const std::string bundle = dir + "/runsc-probe", root = dir + "/runsc-probe-root";
+    auto made = run_command({"/bin/bash", BERTH_SOURCE_DIR "/scripts/make-bundle.sh", bundle, "echo", "gvisor-ok"});
+    if (made.exit_code != 0) return "make-bundle.sh failed: " + made.err;
+    const std::string id = "ops-runsc-probe-" + std::to_string(::getpid());
+    std::vector<std::string> argv = {"/usr/bin/timeout", "120", "/usr/bin/runsc", "--root", root};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    // The bare bundle has no network namespace of its own, where runsc refuses its netstack; CRI containers join
+    // their pod's.
+    argv.insert(argv.end(), {"--network=none", "run", "--bundle", bundle, id});
+    auto r = run_command(argv);
+    run_command({"/usr/bin/runsc", "--root", root, "delete", "-force", id});
+    if (r.exit_code == 0 && r.out.find("gvisor-ok") != std::string::npos) return "";
+    return "runsc run exited " + std::to_string(r.exit_code) + ": " + trim(r.out + r.err);
+}
+
+TEST_F(CriHandlerTest, RunscGvisor) {
+    if (::access("/usr/bin/runsc", X_OK) != 0) GTEST_SKIP() << "runsc (gVisor) is not installed (scripts/deps.sh)";
+    // ptrace: the platform that needs nothing of the host (no /dev/kvm; this runsc predates systrap).
+    // --ignore-cgroups: runsc stays out of the pod cgroup on this hybrid hierarchy (docs/runtimes.md).
+    const std::vector<std::string> flags = {"--platform=ptrace", "--ignore-cgroups"};
+    if (std::string why = runsc_host_problem(dir_, flags); !why.empty())
+        GTEST_SKIP() << "runsc cannot run containers on this host: " << why;
+    write_text(dir_ + "/berth.toml",
+               "[runtimes.runsc]\npath = \"/usr/bin/runsc\"\nruntime_args = [\"--platform=ptrace\", "
+               "\"--ignore-cgroups\", \"--network=host\"]\nsandboxed = true\n");
+    start_daemon();
+    run_through("runsc");
+}
+
 }  // namespace
 }  // namespace berth::test

@@ -197,12 +197,24 @@ TEST_F(ConfigTest, TheShippedExampleLoads) {
     EXPECT_EQ(c->oom_clamp, d->oom_clamp);
     EXPECT_EQ(c->streaming_address, d->streaming_address);
     EXPECT_EQ(c->pod_infra_command, d->pod_infra_command);
+    EXPECT_EQ(c->log_format, d->log_format);
+    EXPECT_EQ(c->metrics_address, d->metrics_address);
     EXPECT_EQ(c->cni_bin_dirs, d->cni_bin_dirs);
     EXPECT_EQ(c->cni_conf_dir, d->cni_conf_dir);
     // Its examples.
     EXPECT_EQ(c->handlers.at("crun").path, "/usr/bin/crun");
     EXPECT_EQ(c->handlers.at("runc").path, "/usr/bin/runc");
+    EXPECT_EQ(c->handlers.at("runsc").runtime_args,
+              (std::vector<std::string>{"--platform=ptrace", "--ignore-cgroups", "--network=host"}));
     EXPECT_EQ(c->registries.for_host("registry.local:5000").credentials.username, "puller");
+}
+
+TEST_F(ConfigTest, TheInstalledDefaultIsTheDefaults) {
+    auto c = load_config(std::string(BERTH_SOURCE_DIR) + "/packaging/berth.toml", true);
+    ASSERT_TRUE(c) << c.error().message();
+    auto d = load_config(dir_ + "/absent.toml", false);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(config_json(*c), config_json(*d));
 }
 
 TEST_F(ConfigTest, UnknownKeysAreErrorsNamingTheKey) {
@@ -293,6 +305,41 @@ TEST_F(ConfigTest, ValidateChecksOverriddenValues) {
 
 namespace berth::cri {
 namespace {
+
+TEST_F(ConfigTest, LogFormatMetricsAddressAndRuntimeArgs) {
+    auto c = load(R"(
+log_format = "json"
+metrics_address = "127.0.0.1:9323"
+[runtimes.runsc]
+path = "/usr/bin/runsc"
+runtime_args = ["--platform=ptrace", "--network=none"]
+)");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->log_format, "json");
+    EXPECT_EQ(c->metrics_address, "127.0.0.1:9323");
+    EXPECT_EQ(c->handlers.at("runsc").runtime_args, (std::vector<std::string>{"--platform=ptrace", "--network=none"}));
+    auto j = nlohmann::json::parse(config_json(*c));
+    EXPECT_EQ(j.at("log_format"), "json");
+    EXPECT_EQ(j.at("metrics_address"), "127.0.0.1:9323");
+    EXPECT_EQ(j.at("runtimes").at("runsc").at("runtime_args").size(), 2u);
+
+    for (const char* ok : {"[::1]:9323", "10.1.2.3:0"}) {
+        auto v = load(fmt::format("metrics_address = \"{}\"", ok));
+        EXPECT_TRUE(v) << ok << ": " << v.error().message();
+    }
+    EXPECT_CONTAINS(error_of("log_format = \"xml\""), "log_format: \"xml\" is not one of text, json");
+    EXPECT_CONTAINS(error_of("metrics_address = \"0.0.0.0:9323\""), "unspecified address");
+    EXPECT_CONTAINS(error_of("metrics_address = \"[::]:9323\""), "unspecified address");
+    EXPECT_CONTAINS(error_of("metrics_address = \"localhost:9323\""), "not an IPv4 address");
+    EXPECT_CONTAINS(error_of("metrics_address = \"127.0.0.1\""), "not host:port");
+    EXPECT_CONTAINS(error_of("metrics_address = \"127.0.0.1:99999\""), "not a port number");
+    EXPECT_CONTAINS(error_of("[runtimes.berth]\nruntime_args = [\"--debug\"]"),
+                    "runtimes.berth.runtime_args: only an external runtime");
+    EXPECT_CONTAINS(error_of("[runtimes.x]\npath = \"/x\"\nruntime_args = [\"\"]"),
+                    "runtimes.x.runtime_args[0]: an empty argument");
+    EXPECT_CONTAINS(error_of("[runtimes.x]\npath = \"/x\"\nruntime_args = \"--a\""),
+                    "runtimes.x.runtime_args: expected an array of strings");
+}
 
 TEST_F(ConfigTest, JsonShowsEveryKeyButNoSecrets) {
     auto c = load(R"(

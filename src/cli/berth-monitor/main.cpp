@@ -15,14 +15,16 @@ namespace {
 void usage() {
     std::fprintf(stderr,
                  "usage: berth-monitor --id ID --bundle DIR --dir MONITOR_DIR --log-path FILE [--root DIR]\n"
-                 "                     [--runtime PATH] [--sync-fd N] [--start] [--stdin [--stdin-once]]\n"
+                 "                     [--runtime PATH [--runtime-arg ARG]...] [--sync-fd N] [--start]\n"
+                 "                     [--stdin [--stdin-once]]\n"
                  "                     [--terminal]\n"
                  "  --id         container id\n"
                  "  --bundle     OCI bundle (config.json + rootfs)\n"
                  "  --dir        the monitor's directory (made by the monitor; must not exist): exit, ctl, ...\n"
                  "  --log-path   the CRI log file of the container\n"
                  "  --root       state root of the runtime (default /run/berth)\n"
-                 "  --runtime    external OCI runtime binary (runc, crun); default: libberth in process\n"
+                 "  --runtime    external OCI runtime binary (runc, crun, runsc); default: libberth in process\n"
+                 "  --runtime-arg  a global option of the external runtime, before each subcommand (repeatable)\n"
                  "  --sync-fd    fd (> 2) to report {\"pid\",\"container_pid\"} or {\"error\"} on, one JSON line\n"
                  "  --start      start the container once created (else: \"start\" on the ctl socket)\n"
                  "  --stdin      give the container a stdin pipe kept open (else /dev/null)\n"
@@ -68,6 +70,8 @@ int main(int argc, char** argv) {
             value(v), o.root = absolute(v);
         } else if (a == "--runtime") {
             value(v), o.runtime = absolute(v);
+        } else if (a == "--runtime-arg") {
+            value(v), o.runtime_args.push_back(v);
         } else if (a == "--sync-fd") {
             value(v);
             char* end = nullptr;
@@ -93,6 +97,10 @@ int main(int argc, char** argv) {
             usage();
             return 2;
         }
+    }
+    if (!o.runtime_args.empty() && o.runtime.empty()) {
+        std::fprintf(stderr, "berth-monitor: --runtime-arg needs --runtime\n");
+        return 2;
     }
     if (o.id.empty() || o.bundle.empty() || o.dir.empty() || o.log_path.empty()) {
         std::fprintf(stderr, "berth-monitor: --id, --bundle, --dir and --log-path are required\n");

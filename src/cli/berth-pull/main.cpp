@@ -1,11 +1,15 @@
 // berth-pull: berthd's pull helper (see store/pull_request.hpp). Reads one pull request as JSON on stdin, pulls
 // into the image store at --root, and writes JSON lines on stdout: progress events, then {"image": ...} or
-// {"error": ...}. Exits 0 after a pull, 1 after a failed one, 2 on bad usage.
+// {"error": ...}, each with "fetched_bytes" (compressed layer bytes fetched from the registry, for berthd's metrics).
+// Exits 0 after a pull, 1 after a failed one, 2 on bad usage.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -20,8 +24,20 @@ void emit(const nlohmann::json& j) {
     std::fflush(stdout);
 }
 
+// Per layer, the last count of bytes fetched (layer_bytes events are cumulative per layer); layers are fetched by
+// several threads at once.
+std::mutex g_fetched_mu;
+std::map<std::string, uint64_t> g_fetched;
+
+uint64_t fetched_bytes() {
+    std::lock_guard lock(g_fetched_mu);
+    uint64_t total = 0;
+    for (const auto& [digest, n] : g_fetched) total += n;
+    return total;
+}
+
 int fail_with(const std::string& message) {
-    emit({{"error", message}});
+    emit({{"error", message}, {"fetched_bytes", fetched_bytes()}});
     return 1;
 }
 
@@ -64,9 +80,16 @@ int main(int argc, char** argv) {
     options.credentials = req->credentials;
     options.registries = req->registries;
     options.max_parallel_layers = req->max_parallel_layers;
-    if (progress) options.progress = [](const berth::store::PullEvent& e) { emit(berth::store::to_json(e)); };
+    options.progress = [progress](const berth::store::PullEvent& e) {
+        if (e.kind == berth::store::PullEvent::Kind::layer_bytes) {
+            std::lock_guard lock(g_fetched_mu);
+            uint64_t& n = g_fetched[e.digest.string()];
+            n = std::max(n, e.done);
+        }
+        if (progress) emit(berth::store::to_json(e));
+    };
     auto rec = berth::store::pull_image(*images, req->reference, options);
     if (!rec) return fail_with(rec.error().message());
-    emit({{"image", {{"id", rec->id.string()}, {"names", rec->names}}}});
+    emit({{"image", {{"id", rec->id.string()}, {"names", rec->names}}}, {"fetched_bytes", fetched_bytes()}});
     return 0;
 }

@@ -16,10 +16,12 @@ constexpr const char* kDefaultConfig = "/etc/berth/berth.toml";
 void usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: berthd [--config PATH] [--socket PATH] [--root DIR] [--state-dir DIR] [--monitor PATH]\n"
-                 "              [--log-level LEVEL] [--cgroup-parent PATH] [--runtime NAME=PATH[:ROOT]]... [--debug]\n"
+                 "              [--log-level LEVEL] [--log-format text|json] [--cgroup-parent PATH]\n"
+                 "              [--metrics-address HOST:PORT] [--runtime NAME=PATH[:ROOT]]... [--debug]\n"
                  "\n"
                  "Serves the Kubernetes CRI (runtime.v1 RuntimeService and ImageService) on a unix socket.\n"
-                 "Flags override the configuration file (see docs/configuration.md).\n"
+                 "Flags override the configuration file (see docs/configuration.md). SIGUSR1 toggles debug logging;\n"
+                 "SIGHUP re-reads log_level and log_format from the file.\n"
                  "\n"
                  "  --config PATH      configuration file (default %s; a missing default file means the defaults)\n"
                  "  --socket PATH      socket to serve on (default /run/berth/berth.sock), created with mode 0660\n"
@@ -27,6 +29,8 @@ void usage(std::FILE* out) {
                  "  --state-dir DIR    runtime state (default /run/berth)\n"
                  "  --monitor PATH     the berth-monitor binary (default: beside berthd)\n"
                  "  --log-level LEVEL  error, warn, info or debug (default info)\n"
+                 "  --log-format FORMAT  text or json (default text)\n"
+                 "  --metrics-address HOST:PORT  serve Prometheus metrics on http://HOST:PORT/metrics (default: off)\n"
                  "  --cgroup-parent PATH  parent of pod cgroups when kubelet names none (default /berth)\n"
                  "  --runtime NAME=PATH[:ROOT]  a RuntimeClass handler run through an OCI runtime binary (repeatable)\n"
                  "  --debug            the same as --log-level debug\n"
@@ -38,7 +42,8 @@ void usage(std::FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::optional<std::string> config_path, socket, root, state_dir, monitor, log_level, cgroup_parent;
+    std::optional<std::string> config_path, socket, root, state_dir, monitor, log_level, cgroup_parent, log_format,
+        metrics_address;
     std::vector<std::string> runtimes;  // --runtime NAME=PATH[:ROOT], repeatable
     struct Flag {
         std::string_view name;
@@ -46,7 +51,8 @@ int main(int argc, char** argv) {
     };
     const Flag flags[] = {{"--config", &config_path},         {"--socket", &socket},   {"--root", &root},
                           {"--state-dir", &state_dir},        {"--monitor", &monitor}, {"--log-level", &log_level},
-                          {"--cgroup-parent", &cgroup_parent}};
+                          {"--cgroup-parent", &cgroup_parent}, {"--log-format", &log_format},
+                          {"--metrics-address", &metrics_address}};
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
         if (arg == "--debug") {
@@ -99,12 +105,18 @@ int main(int argc, char** argv) {
         berth::log::error("{}", config.error().message());
         return 1;
     }
+    // What the file said, for SIGHUP to tell which keys changed since.
+    const berth::cri::ConfigFile file{.path = config_path.value_or(kDefaultConfig),
+                                      .must_exist = config_path.has_value(),
+                                      .loaded_json = berth::cri::config_json(*config)};
     if (socket) config->socket_path = *socket;
     if (root) config->root_dir = *root;
     if (state_dir) config->state_dir = *state_dir;
     if (monitor) config->monitor_path = *monitor;
     if (log_level) config->log_level = *log_level;
     if (cgroup_parent) config->cgroup_parent = *cgroup_parent;
+    if (log_format) config->log_format = *log_format;
+    if (metrics_address) config->metrics_address = *metrics_address;
     for (const std::string& v : runtimes) {
         auto eq = v.find('=');
         if (eq == std::string::npos || eq == 0 || eq + 1 >= v.size() || v[eq + 1] != '/') {
@@ -123,13 +135,9 @@ int main(int argc, char** argv) {
         berth::log::error("{}", r.error().message());
         return 1;
     }
-    using berth::log::Level;
-    const std::string& lv = config->log_level;
-    berth::log::set_min_level(lv == "debug"   ? Level::debug
-                              : lv == "warn"  ? Level::warn
-                              : lv == "error" ? Level::error
-                                              : Level::info);
-    if (auto r = berth::cri::run_daemon(*config); !r) {
+    berth::log::set_min_level(berth::cri::parse_log_level(config->log_level));
+    berth::log::set_format(berth::cri::parse_log_format(config->log_format));
+    if (auto r = berth::cri::run_daemon(*config, file); !r) {
         berth::log::error("{}", r.error().message());
         return 1;
     }
