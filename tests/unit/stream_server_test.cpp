@@ -15,8 +15,10 @@
 #include <thread>
 
 #include "common/fs.hpp"
+#include "stream/protocol.hpp"
 #include "stream/remote_command.hpp"
 #include "stream/server.hpp"
+#include "stream/spdy.hpp"
 #include "stream/tokens.hpp"
 #include "stream/websocket.hpp"
 #include "stream_host_session.hpp"
@@ -458,6 +460,197 @@ TEST_F(StreamServerTest, PlainHttpIsRefused) {
     // and the token is spent
     json again = run_client({ws(url), "--protocol", "v4.channel.k8s.io"});
     EXPECT_EQ(again["http_status"], 404);
+}
+
+// ---- SPDY, with the spdy branch's Session as the client ----
+
+struct SpdyClient {
+    int status = 0;
+    std::string head;  // the HTTP answer's head
+    std::unique_ptr<spdy::Session> session;
+};
+
+// Connects to `url`, sends the upgrade with `protocols`, reads the answer; on 101 starts a client session.
+SpdyClient spdy_connect(const std::string& url, const std::vector<std::string>& protocols) {
+    SpdyClient c;
+    size_t host_start = url.find("://") + 3;
+    size_t path_start = url.find('/', host_start);
+    std::string hostport = url.substr(host_start, path_start - host_start);
+    uint16_t port = static_cast<uint16_t>(std::stoi(hostport.substr(hostport.rfind(':') + 1)));
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) return c;
+    std::string req = "POST " + url.substr(path_start) + " HTTP/1.1\r\nHost: " + hostport +
+                      "\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n";
+    for (const auto& p : protocols) req += "X-Stream-Protocol-Version: " + p + "\r\n";
+    req += "\r\n";
+    if (!write_all(fd.get(), req)) return c;
+    std::string got;
+    char buf[4096];
+    size_t end;
+    while ((end = got.find("\r\n\r\n")) == std::string::npos) {
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, n);
+    }
+    if (end == std::string::npos) {
+        c.head = got;
+        return c;
+    }
+    c.head = got.substr(0, end + 4);
+    c.status = std::stoi(c.head.substr(9, 3));
+    if (c.status != 101) {
+        // the body follows the head up to EOF (Connection: close)
+        for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) got.append(buf, n);
+        c.head = got;
+        return c;
+    }
+    auto s = spdy::Session::start(plain_conn(std::move(fd)), spdy::Session::Role::client, got.substr(end + 4));
+    if (s) c.session = std::move(*s);
+    return c;
+}
+
+std::shared_ptr<spdy::Stream> open_stream(spdy::Session& s, std::string_view type, spdy::Headers extra = {}) {
+    extra.emplace_back(std::string(kStreamTypeHeader), std::string(type));
+    auto r = s.open(extra);
+    EXPECT_TRUE(r) << (r ? "" : r.error().message());
+    return r ? *r : nullptr;
+}
+
+std::string read_all(spdy::Stream& st) {
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        auto n = st.read(std::span<char>(buf, sizeof buf));
+        if (!n || *n == 0) return out;
+        out.append(buf, *n);
+    }
+}
+
+TEST_F(StreamServerTest, SpdyExecV4StdinStdoutStderrExitCode) {
+    auto c = spdy_connect(exec_url({"sh", "-c", "cat; echo done >&2; exit 5"}, true, false),
+                          {"v4.channel.k8s.io", "v3.channel.k8s.io"});
+    ASSERT_EQ(c.status, 101) << c.head;
+    EXPECT_NE(c.head.find("X-Stream-Protocol-Version: v4.channel.k8s.io"), std::string::npos) << c.head;
+    ASSERT_TRUE(c.session);
+    auto err = open_stream(*c.session, kStreamTypeError);
+    auto in = open_stream(*c.session, kStreamTypeStdin);
+    auto out = open_stream(*c.session, kStreamTypeStdout);
+    auto errout = open_stream(*c.session, kStreamTypeStderr);
+    ASSERT_TRUE(err && in && out && errout);
+    std::string data = random_bytes(2 << 20, 3);
+    std::thread writer([&] {
+        EXPECT_TRUE(in->write(std::span<const char>(data.data(), data.size())));
+        EXPECT_TRUE(in->close_write());
+    });
+    std::string got_err;
+    std::thread err_reader([&] { got_err = read_all(*errout); });
+    std::string got = read_all(*out);
+    writer.join();
+    err_reader.join();
+    EXPECT_EQ(got.size(), data.size());
+    EXPECT_EQ(sha256_hex(got), sha256_hex(data));
+    EXPECT_EQ(got_err, "done\n");
+    json status = json::parse(read_all(*err), nullptr, false);
+    EXPECT_EQ(status["details"]["causes"][0]["message"], "5") << status.dump();
+    c.session->close();
+    EXPECT_TRUE(no_process_left());
+}
+
+TEST_F(StreamServerTest, SpdyTtyResize) {
+    auto c = spdy_connect(exec_url({"sh", "-c", "read x; stty size"}, true, true), {"v4.channel.k8s.io"});
+    ASSERT_EQ(c.status, 101) << c.head;
+    auto err = open_stream(*c.session, kStreamTypeError);
+    auto in = open_stream(*c.session, kStreamTypeStdin);
+    auto out = open_stream(*c.session, kStreamTypeStdout);
+    auto resize = open_stream(*c.session, kStreamTypeResize);
+    ASSERT_TRUE(err && in && out && resize);
+    std::string r = R"({"Width":132,"Height":43})";
+    ASSERT_TRUE(resize->write(std::span<const char>(r.data(), r.size())));
+    std::this_thread::sleep_for(200ms);
+    ASSERT_TRUE(in->write(std::span<const char>("go\n", 3)));
+    std::string got = read_all(*out);
+    EXPECT_NE(got.find("43 132"), std::string::npos) << got;
+    EXPECT_EQ(json::parse(read_all(*err), nullptr, false)["status"], "Success");
+    c.session->close();
+}
+
+TEST_F(StreamServerTest, SpdyNegotiationFailureAndMissingUpgrade) {
+    auto c = spdy_connect(exec_url({"true"}, false, false), {"v9.channel.k8s.io"});
+    EXPECT_EQ(c.status, 403) << c.head;
+    EXPECT_NE(c.head.find("X-Stream-Protocol-Version: v4.channel.k8s.io"), std::string::npos) << c.head;
+    EXPECT_NE(c.head.find("v9.channel.k8s.io"), std::string::npos) << c.head;
+}
+
+TEST_F(StreamServerTest, SpdyClientVanishingKillsTheProcess) {
+    auto c = spdy_connect(exec_url({"sleep", "1000"}, true, false), {"v4.channel.k8s.io"});
+    ASSERT_EQ(c.status, 101) << c.head;
+    auto err = open_stream(*c.session, kStreamTypeError);
+    auto in = open_stream(*c.session, kStreamTypeStdin);
+    auto out = open_stream(*c.session, kStreamTypeStdout);
+    auto errout = open_stream(*c.session, kStreamTypeStderr);
+    for (int i = 0; i < 100 && server_->counts().exec_sessions == 0; ++i) std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(server_->counts().exec_sessions, 1u);
+    c.session.reset();  // the connection goes away mid-command
+    EXPECT_TRUE(no_process_left());
+}
+
+TEST_F(StreamServerTest, SpdyPortForwardParallelAndDialFailure) {
+    std::string payload = random_bytes(1 << 20, 5);
+    PayloadServer peer(payload);
+    auto url = server_->port_forward_url("pod-1", {});
+    ASSERT_TRUE(url);
+    auto c = spdy_connect(*url, {"portforward.k8s.io"});
+    ASSERT_EQ(c.status, 101) << c.head;
+    std::string port = std::to_string(peer.port());
+    constexpr int kParallel = 16;
+    std::vector<std::thread> clients;
+    std::atomic<int> good = 0;
+    for (int i = 0; i < kParallel; ++i) {
+        clients.emplace_back([&, i] {
+            spdy::Headers h = {{std::string(kPortHeader), port}, {std::string(kRequestIdHeader), std::to_string(i)}};
+            auto err = open_stream(*c.session, kStreamTypeError, h);
+            auto data = open_stream(*c.session, kStreamTypeData, h);
+            if (!err || !data) return;
+            (void)err->close_write();
+            std::string req = "GET / HTTP/1.0\r\n\r\n";
+            if (!data->write(std::span<const char>(req.data(), req.size())) || !data->close_write()) return;
+            std::string got = read_all(*data);
+            if (got == payload && read_all(*err).empty()) ++good;
+        });
+    }
+    for (auto& t : clients) t.join();
+    EXPECT_EQ(good, kParallel);
+
+    // Echo through a half-close: the server passes our FIN on, the peer answers and closes.
+    spdy::Headers h = {{std::string(kPortHeader), port}, {std::string(kRequestIdHeader), "echo"}};
+    auto err = open_stream(*c.session, kStreamTypeError, h);
+    auto data = open_stream(*c.session, kStreamTypeData, h);
+    ASSERT_TRUE(err && data);
+    std::string echo = "ECHO\n" + random_bytes(300000, 9);
+    ASSERT_TRUE(data->write(std::span<const char>(echo.data(), echo.size())));
+    ASSERT_TRUE(data->close_write());
+    EXPECT_EQ(read_all(*data), echo.substr(5));
+
+    // Nothing listens on a port of ours that was just closed: the error stream says so.
+    uint16_t closed_port;
+    {
+        PayloadServer gone("");
+        closed_port = gone.port();
+    }
+    spdy::Headers h2 = {{std::string(kPortHeader), std::to_string(closed_port)},
+                        {std::string(kRequestIdHeader), "dead"}};
+    auto err2 = open_stream(*c.session, kStreamTypeError, h2);
+    auto data2 = open_stream(*c.session, kStreamTypeData, h2);
+    ASSERT_TRUE(err2 && data2);
+    std::string msg = read_all(*err2);
+    EXPECT_NE(msg.find(fmt::format("error forwarding port {} to pod pod-1", closed_port)), std::string::npos) << msg;
+    c.session->close();
+    for (int i = 0; i < 100 && server_->counts().port_forward_connections != 0; ++i) std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(server_->counts().port_forward_connections, 0u);
 }
 
 }  // namespace
