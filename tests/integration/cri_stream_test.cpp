@@ -44,6 +44,11 @@ bool gone_within(const std::vector<std::string>& argv, std::chrono::milliseconds
 
 class CriStreamTest : public CriTest {
 protected:
+    void SetUp() override {
+        CriTest::SetUp();
+        if (!HasFatalFailure()) start_daemon();
+    }
+
     std::string exec_url(const std::string& id, std::vector<std::string> cmd, bool in, bool tty,
                          grpc::Status* st_out = nullptr) {
         grpc::ClientContext ctx;
@@ -141,7 +146,7 @@ TEST_F(CriStreamTest, ExecExitCodesStdinEofAndBinaryOverWebSocket) {
     // stdin to EOF through v5's close signal, every byte value intact
     TempDir dir("streamsrv-exec");
     std::string data;
-    for (int i = 0; i < (1 << 20); ++i) data.push_back(static_cast<char>((i * 7919) >> 3));
+    for (uint32_t i = 0; i < (1u << 20); ++i) data.push_back(static_cast<char>((i * 7919u) >> 3));
     write_text(dir.path() + "/in", data);
     r = run_ws_client({ws_url(exec_url(id, {"cat"}, true, false)), "--protocol", "v5.channel.k8s.io", "--stdin-file",
                        dir.path() + "/in", "--close-stdin"});
