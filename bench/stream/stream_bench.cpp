@@ -15,6 +15,7 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -93,6 +94,9 @@ berth::UniqueFd tcp_connect(uint16_t port) {
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) return berth::UniqueFd();
+    // As Go clients (kubelet, kubectl) do: without it, small frames such as WINDOW_UPDATE wait for delayed ACKs.
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <sys/socket.h>
 
@@ -483,6 +484,9 @@ SpdyClient spdy_connect(const std::string& url, const std::vector<std::string>& 
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) return c;
+    // As Go clients (kubelet, kubectl) do: without it, small frames such as WINDOW_UPDATE wait for delayed ACKs.
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     std::string req = "POST " + url.substr(path_start) + " HTTP/1.1\r\nHost: " + hostport +
                       "\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n";
     for (const auto& p : protocols) req += "X-Stream-Protocol-Version: " + p + "\r\n";
