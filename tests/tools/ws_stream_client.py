@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 import os
+import ssl
 import sys
 
 import websockets
@@ -36,6 +37,7 @@ def parse_args():
                    help="abort the TCP connection after this many stdout bytes (0: right after the first message)")
     p.add_argument("--out-dir")
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--cafile", help="wss://: the CA (or self-signed certificate) to verify the server with")
     return p.parse_args()
 
 
@@ -169,8 +171,12 @@ async def run_portforward(args, ws):
 async def main():
     args = parse_args()
     try:
+        tls = None
+        if args.url.startswith("wss://"):
+            tls = ssl.create_default_context(cafile=args.cafile)
+            tls.check_hostname = False  # the test certificate names no host; the chain is still verified
         ws = await websockets.connect(args.url, subprotocols=args.protocol or None, max_size=None,
-                                      compression=None, ping_interval=None, open_timeout=30)
+                                      compression=None, ping_interval=None, open_timeout=30, ssl=tls)
     except websockets.exceptions.InvalidStatusCode as e:
         body = ""
         # websockets 10 keeps no body; the status and headers are what a client sees.

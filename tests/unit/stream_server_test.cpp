@@ -463,6 +463,30 @@ TEST_F(StreamServerTest, PlainHttpIsRefused) {
     EXPECT_EQ(again["http_status"], 404);
 }
 
+TEST_F(StreamServerTest, TlsWhenACertificateIsConfigured) {
+    TestDir dir;
+    std::string cert = dir.path + "/c.pem", key = dir.path + "/k.pem";
+    std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=streamsrv-test -keyout " + key +
+                      " -out " + cert + " >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    ServerOptions o;
+    o.tls_cert = cert;
+    o.tls_key = key;
+    start(o);
+    std::string url = exec_url({"sh", "-c", "echo over-tls"}, false, false);
+    ASSERT_TRUE(url.starts_with("https://")) << url;
+    json r = run_client({"wss" + url.substr(5), "--protocol", "v4.channel.k8s.io", "--cafile", cert});
+    EXPECT_EQ(r["stdout_bytes"], 9) << r.dump();
+    EXPECT_EQ(json::parse(r["error"].get<std::string>(), nullptr, false)["status"], "Success") << r.dump();
+
+    // A key that does not match the certificate is refused at start, naming both files.
+    std::string other = dir.path + "/other.pem";
+    ASSERT_EQ(std::system(("openssl genrsa -out " + other + " 2048 >/dev/null 2>&1").c_str()), 0);
+    auto bad = StreamServer::start(ServerOptions{.tls_cert = cert, .tls_key = other}, StreamBackend{});
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message().find(other), std::string::npos) << bad.error().message();
+}
+
 // ---- SPDY, with the spdy branch's Session as the client ----
 
 struct SpdyClient {
