@@ -4,13 +4,15 @@
 # crun run (bench/cri/cri_bench.cpp; its options in $CRI_BENCH_ARGS, e.g. CRI_BENCH_ARGS="--pods 20 --running 10"),
 # then pod networking: RunPodSandbox with a CNI bridge network against hostNetwork and the plugins' own exec time
 # (bench/cni/cni_bench.cpp; options in $CNI_BENCH_ARGS, e.g. CNI_BENCH_ARGS="--pods 50").
+# then the streaming server's exec round trips and port-forward throughput (bench/stream/stream_bench.cpp; options in
+# $STREAM_BENCH_ARGS, e.g. "--rounds 10 --megabytes 64").
 #
 #   bench/run.sh BUILD_DIR [berth_bench options...]     e.g. bench/run.sh build --rounds 1 --iterations 10
-#   bench/run.sh BUILD_DIR lifecycle|pull|cri|cni [...]  only one of them
+#   bench/run.sh BUILD_DIR lifecycle|pull|cri|cni|stream [...]   only one of them
 set -euo pipefail
 
 if (($# < 1)); then
-    echo "usage: $0 BUILD_DIR [lifecycle|pull|cri|cni] [--rounds N] [--iterations N] [--runtimes LIST] [--berth PATH]" \
+    echo "usage: $0 BUILD_DIR [lifecycle|pull|cri|cni|stream] [--rounds N] [--iterations N] [--runtimes LIST] [--berth PATH]" \
         "[--no-floor]" >&2
     exit 2
 fi
@@ -18,7 +20,7 @@ build=$1
 shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 which=all
-if (($# > 0)) && [[ $1 == lifecycle || $1 == pull || $1 == cri || $1 == cni ]]; then
+if (($# > 0)) && [[ $1 == lifecycle || $1 == pull || $1 == cri || $1 == cni || $1 == stream ]]; then
     which=$1
     shift
 fi
@@ -40,12 +42,26 @@ cni_bench() {
     # shellcheck disable=SC2086 # word splitting of the options is wanted
     "$bin/cni_bench" --berthd "$bin/berthd" ${CNI_BENCH_ARGS:-}
 }
+stream_bench() {
+    local bin=$build/bin
+    if [[ ! -x $bin/stream_bench || ! -x $bin/berthd || ! -x $bin/berthctl || ! -x $bin/berth ]]; then
+        echo "bench: stream_bench, berthd, berthctl and berth must be built (cmake --build $build)" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2086 # word splitting of the options is wanted
+    "$bin/stream_bench" --berthd "$bin/berthd" --berthctl "$bin/berthctl" --berth "$bin/berth" --source "$repo" \
+        ${STREAM_BENCH_ARGS:-}
+}
 if [[ $which == cri ]]; then
     cri_bench
     exit
 fi
 if [[ $which == cni ]]; then
     cni_bench
+    exit
+fi
+if [[ $which == stream ]]; then
+    stream_bench
     exit
 fi
 if [[ $which == pull ]]; then
@@ -70,3 +86,5 @@ echo
 cri_bench
 echo
 cni_bench
+echo
+stream_bench

@@ -2,6 +2,7 @@
 // docs/configuration.md documents every key.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -49,6 +50,11 @@ struct DaemonConfig {
     bool cni_enabled = true;             // false: pods get a network namespace with loopback only, no CNI
     int cni_plugin_timeout_s = 60;       // one plugin execution; killed after this
     std::string streaming_address = "127.0.0.1:0";  // host:port of the exec/attach/port-forward server
+    // PEM certificate and key of the streaming server: both set = https URLs, both empty = http.
+    std::string streaming_tls_cert;
+    std::string streaming_tls_key;
+    // Seconds an Exec/Attach/PortForward URL stays valid unused.
+    int64_t streaming_token_lifetime = 60;
     std::string pod_infra_command;             // reserved for pods sharing their PID namespace
 };
 

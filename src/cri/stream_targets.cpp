@@ -399,6 +399,8 @@ public:
     [[nodiscard]] Result<void> write_stdin(std::span<const char> data) override;
     void close_stdin() override;
     [[nodiscard]] Result<void> resize(uint16_t width, uint16_t height) override;
+    // Shutting the socket down makes a blocked recv() return 0: read() then gives the end marker.
+    void cancel() override { ::shutdown(fd_.get(), SHUT_RDWR); }
 
 private:
     [[nodiscard]] Result<void> send_frame(char type, std::string_view payload);

@@ -9,6 +9,12 @@
 // blocks while the stream's or the session's send window is empty. A session ends on EOF, GOAWAY, a protocol
 // error (GOAWAY PROTOCOL_ERROR is sent), or close(); every blocked call then returns an error.
 //
+// Data that arrived before the peer's FIN, RST_STREAM or the session's end is still returned by read() first (kubelet
+// resets every stream just before it closes the connection); after it, read() gives 0 (FIN) or an error
+// (ECONNRESET for a reset, EPIPE for the session's end). Flow control against moby/spdystream, which never sends
+// WINDOW_UPDATE: our send windows are enforced once the peer has shown it does flow control (SETTINGS or
+// WINDOW_UPDATE; a Session sends SETTINGS first); otherwise TCP pushes back (see spdy.cpp).
+//
 // Thread-safety: every member of Session and Stream may be called from any thread.
 #pragma once
 

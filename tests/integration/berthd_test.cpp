@@ -143,11 +143,11 @@ TEST_F(BerthdTest, UnimplementedRpcsSayWhichRpc) {
     auto stub = runtime();
     {
         grpc::ClientContext ctx;
-        v1::AttachRequest req;
-        v1::AttachResponse resp;
-        grpc::Status st = stub->Attach(&ctx, req, &resp);
+        v1::CheckpointContainerRequest req;
+        v1::CheckpointContainerResponse resp;
+        grpc::Status st = stub->CheckpointContainer(&ctx, req, &resp);
         EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-        EXPECT_EQ(st.error_message(), "berthd: Attach is not implemented yet");
+        EXPECT_EQ(st.error_message(), "berthd: CheckpointContainer is not implemented yet");
     }
     {
         grpc::ClientContext ctx;
