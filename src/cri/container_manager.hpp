@@ -62,6 +62,10 @@ public:
     // watched again.
     void recover();
 
+    std::string runtime_binary(const RuntimeHandler& h) const;
+    // The handler's binary, --root and runtime_args: what comes before a subcommand (delete, exec, update).
+    std::vector<std::string> runtime_argv(const RuntimeHandler& h) const;
+
 private:
     void on_exit(const std::string& id);
     // Applies the exit record of `c` if there is one (or marks it exited when its monitor is gone without one);
@@ -74,9 +78,6 @@ private:
     bool wait_exit(const store::ContainerRecord& c, int64_t timeout_ms);
     [[nodiscard]] Result<void> runtime_delete(const store::ContainerRecord& c);
     [[nodiscard]] Result<std::string> ctl(const store::ContainerRecord& c, const std::string& command);
-    std::string runtime_binary(const RuntimeHandler& h) const;
-    // The handler's binary, --root and runtime_args: what comes before a subcommand (delete, exec, update).
-    std::vector<std::string> runtime_argv(const RuntimeHandler& h) const;
     std::string monitor_binary() const;
     void fill_status(const store::ContainerRecord& c, v1::ContainerStatus* out) const;
     ContainerStatsSource stats_source(const store::ContainerRecord& c) const;

@@ -99,6 +99,23 @@ Result<void> run_daemon(const DaemonConfig& config, const ConfigFile& file) {
     BERTH_ASSIGN(std::unique_ptr<stream::StreamServer> stream_server,
                  stream::StreamServer::start(stream_options, std::move(backend)));
     runtime_service.set_streaming(&targets, stream_server.get());
+    // Streaming sessions as gauges read at scrape time; the callback is removed before the server goes away.
+    stream::StreamServer* streams = stream_server.get();
+    const int stream_gauge = registry.gauge_callback(
+        "berthd_streaming_sessions", "Open streaming sessions by kind (exec, attach, port-forward connection, HTTP)",
+        {"kind"}, [streams] {
+            stream::StreamCounts n = streams->counts();
+            return std::vector<std::pair<LabelValues, double>>{
+                {{"exec"}, static_cast<double>(n.exec_sessions)},
+                {{"attach"}, static_cast<double>(n.attach_sessions)},
+                {{"port_forward"}, static_cast<double>(n.port_forward_connections)},
+                {{"http"}, static_cast<double>(n.connections)}};
+        });
+    struct RemoveGauge {
+        MetricsRegistry& r;
+        int id;
+        ~RemoveGauge() { r.remove_callback(id); }
+    } remove_stream_gauge{registry, stream_gauge};
     BERTH_ASSIGN(std::unique_ptr<ImageService> image_service, ImageService::create(config));
     image_service->set_metrics(&metrics);
 

@@ -66,11 +66,6 @@ Result<RunningContainer> running_container(CriContext& ctx, const std::string& i
     return rc;
 }
 
-std::string dirname_of(const std::string& p) {
-    auto slash = p.rfind('/');
-    return slash == std::string::npos ? "." : p.substr(0, slash == 0 ? 1 : slash);
-}
-
 Result<UniqueFd> listen_unix(const std::string& path) {
     struct sockaddr_un addr {};
     addr.sun_family = AF_UNIX;
@@ -534,13 +529,13 @@ Result<std::unique_ptr<ExecSession>> StreamTargets::exec(const ExecOptions& o) {
     BERTH_TRY(check_exec(o));
     BERTH_ASSIGN(RunningContainer rc, running_container(ctx_, o.container_id));
     BERTH_ASSIGN(RuntimeHandler h, ctx_.handler(rc.record.handler));
-    const std::string runtime = h.path.empty() ? path_join(dirname_of(ctx_.monitor_binary()), "berth") : h.path;
     auto session = std::make_unique<RuntimeExec>();
     // Short (sun_path): <state_dir>/x/<16 hex>/{pid,console}.
     session->dir = path_join(ctx_.config.state_dir, "x/" + new_id().substr(0, 16));
-    if (auto r = session->start({runtime, "--root", h.root}, o); !r)
+    // The handler's global flags (runtime_args, e.g. runsc's --platform) come before `exec`, as for every other
+    // call of its runtime.
+    if (auto r = session->start(containers_.runtime_argv(h), o); !r)
         return std::unexpected(std::move(r).error().wrap(fmt::format("exec in container {}", o.container_id)));
-    (void)containers_;
     return std::unique_ptr<ExecSession>(std::move(session));
 }
 
