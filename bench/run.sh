@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make bench`: the container lifecycle benchmark, berth against crun and runc (see bench/lifecycle.cpp), then the
 # image pull benchmark, berthctl against ctr and skopeo+umoci (bench/pull.sh), then berthd through the CRI against
-# crun run (bench/cri/cri_bench.cpp; its options in $CRI_BENCH_ARGS, e.g. CRI_BENCH_ARGS="--pods 20 --running 10").
+# crun run (bench/cri/cri_bench.cpp; its options in $CRI_BENCH_ARGS, e.g. CRI_BENCH_ARGS="--pods 20 --running 10"),
+# then the streaming server's exec round trips and port-forward throughput (bench/stream/stream_bench.cpp; options in
+# $STREAM_BENCH_ARGS, e.g. "--rounds 10 --megabytes 64").
 #
 #   bench/run.sh BUILD_DIR [berth_bench options...]     e.g. bench/run.sh build --rounds 1 --iterations 10
-#   bench/run.sh BUILD_DIR lifecycle|pull|cri [...]      only one of them
+#   bench/run.sh BUILD_DIR lifecycle|pull|cri|stream [...]   only one of them
 set -euo pipefail
 
 if (($# < 1)); then
@@ -16,7 +18,7 @@ build=$1
 shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 which=all
-if (($# > 0)) && [[ $1 == lifecycle || $1 == pull || $1 == cri ]]; then
+if (($# > 0)) && [[ $1 == lifecycle || $1 == pull || $1 == cri || $1 == stream ]]; then
     which=$1
     shift
 fi
@@ -29,8 +31,22 @@ cri_bench() {
     # shellcheck disable=SC2086 # word splitting of the options is wanted
     "$bin/cri_bench" --berthd "$bin/berthd" --berthctl "$bin/berthctl" --source "$repo" ${CRI_BENCH_ARGS:-}
 }
+stream_bench() {
+    local bin=$build/bin
+    if [[ ! -x $bin/stream_bench || ! -x $bin/berthd || ! -x $bin/berthctl || ! -x $bin/berth ]]; then
+        echo "bench: stream_bench, berthd, berthctl and berth must be built (cmake --build $build)" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2086 # word splitting of the options is wanted
+    "$bin/stream_bench" --berthd "$bin/berthd" --berthctl "$bin/berthctl" --berth "$bin/berth" --source "$repo" \
+        ${STREAM_BENCH_ARGS:-}
+}
 if [[ $which == cri ]]; then
     cri_bench
+    exit
+fi
+if [[ $which == stream ]]; then
+    stream_bench
     exit
 fi
 if [[ $which == pull ]]; then
@@ -53,3 +69,5 @@ echo
 bash "$repo/bench/pull.sh" "$build"
 echo
 cri_bench
+echo
+stream_bench

@@ -238,6 +238,13 @@ Result<void> validate_config(const DaemonConfig& c, const std::string& source) {
             "{}: runtimes.berth.path: \"berth\" is the built-in runtime; give an external binary a handler "
             "of its own name",
             source);
+    if (!c.streaming_tls_cert.empty()) BERTH_TRY(absolute("streaming_tls_cert", c.streaming_tls_cert));
+    if (!c.streaming_tls_key.empty()) BERTH_TRY(absolute("streaming_tls_key", c.streaming_tls_key));
+    if (c.streaming_tls_cert.empty() != c.streaming_tls_key.empty())
+        return fail("{}: streaming_tls_cert and streaming_tls_key: set both (https) or neither (http)", source);
+    if (c.streaming_token_lifetime <= 0 || c.streaming_token_lifetime > 86400)
+        return fail("{}: streaming_token_lifetime: {} is not a number of seconds from 1 to 86400", source,
+                    c.streaming_token_lifetime);
     if (!valid_host_port(c.streaming_address))
         return fail("{}: streaming_address: \"{}\" is not host:port (a numeric port, IPv6 hosts in [])", source,
                     c.streaming_address);
@@ -285,6 +292,16 @@ Result<DaemonConfig> load_config(const std::string& path, bool must_exist) {
                   {"cgroup_driver", str(c.cgroup_driver)},
                   {"cgroup_parent", str(c.cgroup_parent)},
                   {"streaming_address", str(c.streaming_address)},
+                  {"streaming_tls_cert", abs_path(c.streaming_tls_cert, true)},
+                  {"streaming_tls_key", abs_path(c.streaming_tls_key, true)},
+                  {"streaming_token_lifetime",
+                   [&](const toml::node& n, const std::string& k) -> Result<void> {
+                       const auto* i = n.as_integer();
+                       if (!i)
+                           return fail("{}: {}: expected an integer (seconds), got {}", path, k, type_name(n.type()));
+                       c.streaming_token_lifetime = i->get();
+                       return {};
+                   }},
                   {"pod_infra_command", str(c.pod_infra_command)},
                   {"oom_clamp",
                    [&](const toml::node& n, const std::string& k) -> Result<void> {
@@ -381,6 +398,9 @@ std::string config_json(const DaemonConfig& c) {
         {"cgroup_parent", c.cgroup_parent},
         {"oom_clamp", clamp},
         {"streaming_address", c.streaming_address},
+        {"streaming_tls_cert", c.streaming_tls_cert},
+        {"streaming_tls_key", c.streaming_tls_key},
+        {"streaming_token_lifetime", c.streaming_token_lifetime},
         {"pod_infra_command", c.pod_infra_command},
         {"cni", {{"bin_dirs", c.cni_bin_dirs}, {"conf_dir", c.cni_conf_dir}}},
         {"runtimes", std::move(runtimes)},

@@ -2,6 +2,7 @@
 // docs/configuration.md documents every key.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -41,6 +42,11 @@ struct DaemonConfig {
     std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
     std::string cni_conf_dir = "/etc/cni/net.d";
     std::string streaming_address = "127.0.0.1:0";  // host:port of the exec/attach/port-forward server
+    // PEM certificate and key of the streaming server: both set = https URLs, both empty = http.
+    std::string streaming_tls_cert;
+    std::string streaming_tls_key;
+    // Seconds an Exec/Attach/PortForward URL stays valid unused.
+    int64_t streaming_token_lifetime = 60;
     std::string pod_infra_command;             // reserved for pods sharing their PID namespace
 };
 

@@ -268,6 +268,7 @@ Result<std::string> ContainerManager::create(const v1::CreateContainerRequest& r
         if (!handler.path.empty()) argv.insert(argv.end(), {"--runtime", handler.path});
         if (cfg.tty()) argv.push_back("--terminal");
         if (cfg.stdin()) argv.push_back("--stdin");
+        if (cfg.stdin() && cfg.stdin_once()) argv.push_back("--stdin-once");
         SpawnOptions so{.argv = argv, .extra_fds = {{sync_w.get(), 3}}};
         BERTH_ASSIGN(pid_t starter, spawn_process(so));
         sync_w.reset();

@@ -18,6 +18,8 @@
 #include "cri/runtime_service.hpp"
 #include "cri/socket_claim.hpp"
 #include "cri/stop_signals.hpp"
+#include "cri/stream_targets.hpp"
+#include "stream/server.hpp"
 
 namespace berth::cri {
 namespace {
@@ -60,6 +62,21 @@ Result<void> run_daemon(const DaemonConfig& config) {
 
     RuntimeState state(config);
     RuntimeService runtime_service(state, pods, containers, ctx.events);
+
+    // The streaming server behind Exec/Attach/PortForward URLs; stopped (connections ended, exec'd processes
+    // killed) when this scope ends, after the gRPC server.
+    StreamTargets targets(ctx, containers, pods);
+    stream::ServerOptions stream_options{.address = config.streaming_address,
+                                         .tls_cert = config.streaming_tls_cert,
+                                         .tls_key = config.streaming_tls_key,
+                                         .token_lifetime = std::chrono::seconds(config.streaming_token_lifetime)};
+    stream::StreamBackend backend{
+        .exec = [&targets](const ExecOptions& o) { return targets.exec(o); },
+        .attach = [&targets](const AttachOptions& o) { return targets.attach(o); },
+        .dial = [&targets](const std::string& pod, uint16_t port) { return targets.dial(pod, port); }};
+    BERTH_ASSIGN(std::unique_ptr<stream::StreamServer> stream_server,
+                 stream::StreamServer::start(stream_options, std::move(backend)));
+    runtime_service.set_streaming(&targets, stream_server.get());
     BERTH_ASSIGN(std::unique_ptr<ImageService> image_service, ImageService::create(config));
 
     grpc::ServerBuilder builder;

@@ -3,6 +3,8 @@
 #include "cri/container_manager.hpp"
 #include "cri/grpc_status.hpp"
 #include "cri/pod_manager.hpp"
+#include "cri/stream_targets.hpp"
+#include "stream/server.hpp"
 
 namespace berth::cri {
 
@@ -170,17 +172,72 @@ grpc::Status RuntimeService::ExecSync(grpc::ServerContext*, const v1::ExecSyncRe
     return r ? grpc::Status::OK : to_status(r.error());
 }
 
-grpc::Status RuntimeService::Exec(grpc::ServerContext*, const v1::ExecRequest*, v1::ExecResponse*) {
-    return not_implemented("Exec");
+// ---- Streaming: the rpcs validate and hand out a single-use URL of the streaming server (src/stream/server). ----
+
+namespace {
+
+grpc::Status streaming_unavailable() {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "berthd: the streaming server is not running");
 }
 
-grpc::Status RuntimeService::Attach(grpc::ServerContext*, const v1::AttachRequest*, v1::AttachResponse*) {
-    return not_implemented("Attach");
+// The CRI's rules for the stdio flags: at least one stream, and a tty merges stderr into stdout.
+Result<void> check_stdio(bool in, bool out, bool err, bool tty) {
+    if (!in && !out && !err) return std::unexpected(Error(EINVAL, "one of stdin, stdout and stderr must be true"));
+    if (tty && err) return std::unexpected(Error(EINVAL, "tty and stderr cannot both be true (a tty has one output)"));
+    return {};
 }
 
-grpc::Status RuntimeService::PortForward(grpc::ServerContext*, const v1::PortForwardRequest*,
-                                         v1::PortForwardResponse*) {
-    return not_implemented("PortForward");
+}  // namespace
+
+grpc::Status RuntimeService::Exec(grpc::ServerContext*, const v1::ExecRequest* req, v1::ExecResponse* resp) {
+    if (!stream_targets_ || !stream_server_) return streaming_unavailable();
+    if (req->container_id().empty()) return to_status(Error(EINVAL, "container_id: empty"));
+    if (req->cmd().empty()) return to_status(Error(EINVAL, "cmd: empty"));
+    if (auto r = check_stdio(req->stdin(), req->stdout(), req->stderr(), req->tty()); !r) return to_status(r.error());
+    ExecOptions o{.container_id = req->container_id(),
+                  .cmd = {req->cmd().begin(), req->cmd().end()},
+                  .tty = req->tty(),
+                  .stdin = req->stdin(),
+                  .stdout = req->stdout(),
+                  .stderr = req->stderr()};
+    if (auto r = stream_targets_->check_exec(o); !r) return to_status(r.error());
+    auto url = stream_server_->exec_url(o);
+    if (!url) return to_status(url.error());
+    resp->set_url(*url);
+    return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::Attach(grpc::ServerContext*, const v1::AttachRequest* req, v1::AttachResponse* resp) {
+    if (!stream_targets_ || !stream_server_) return streaming_unavailable();
+    if (req->container_id().empty()) return to_status(Error(EINVAL, "container_id: empty"));
+    if (auto r = check_stdio(req->stdin(), req->stdout(), req->stderr(), req->tty()); !r) return to_status(r.error());
+    AttachOptions o{.container_id = req->container_id(),
+                    .tty = req->tty(),
+                    .stdin = req->stdin(),
+                    .stdout = req->stdout(),
+                    .stderr = req->stderr()};
+    if (auto r = stream_targets_->check_attach(o); !r) return to_status(r.error());
+    auto url = stream_server_->attach_url(o);
+    if (!url) return to_status(url.error());
+    resp->set_url(*url);
+    return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::PortForward(grpc::ServerContext*, const v1::PortForwardRequest* req,
+                                         v1::PortForwardResponse* resp) {
+    if (!stream_targets_ || !stream_server_) return streaming_unavailable();
+    if (req->pod_sandbox_id().empty()) return to_status(Error(EINVAL, "pod_sandbox_id: empty"));
+    std::vector<uint16_t> ports;
+    for (int i = 0; i < req->port_size(); ++i) {
+        int32_t p = req->port(i);
+        if (p < 1 || p > 65535) return to_status(Error(EINVAL, fmt::format("port[{}]: {} is not a TCP port", i, p)));
+        ports.push_back(static_cast<uint16_t>(p));
+    }
+    if (auto r = stream_targets_->check_port_forward(req->pod_sandbox_id()); !r) return to_status(r.error());
+    auto url = stream_server_->port_forward_url(req->pod_sandbox_id(), std::move(ports));
+    if (!url) return to_status(url.error());
+    resp->set_url(*url);
+    return grpc::Status::OK;
 }
 
 grpc::Status RuntimeService::ContainerStats(grpc::ServerContext*, const v1::ContainerStatsRequest* req,

@@ -8,16 +8,28 @@
 #include "cri/events.hpp"
 #include "cri/runtime_state.hpp"
 
+namespace berth::stream {
+class StreamServer;
+}
+
 namespace berth::cri {
 
 class PodManager;
 class ContainerManager;
+class StreamTargets;
 
 class RuntimeService final : public v1::RuntimeService::Service {
 public:
     // Everything named must outlive the service.
     RuntimeService(RuntimeState& state, PodManager& pods, ContainerManager& containers, EventBus& events)
         : state_(state), pods_(pods), containers_(containers), events_(events) {}
+
+    // Exec, Attach and PortForward check through `targets` and answer URLs of `server`; until this is called
+    // (berthd calls it before serving) they answer UNAVAILABLE. Both must outlive the service.
+    void set_streaming(StreamTargets* targets, stream::StreamServer* server) {
+        stream_targets_ = targets;
+        stream_server_ = server;
+    }
 
     grpc::Status Version(grpc::ServerContext* ctx, const v1::VersionRequest* req, v1::VersionResponse* resp) override;
     grpc::Status RunPodSandbox(grpc::ServerContext* ctx, const v1::RunPodSandboxRequest* req,
@@ -91,6 +103,8 @@ private:
     PodManager& pods_;
     ContainerManager& containers_;
     EventBus& events_;
+    StreamTargets* stream_targets_ = nullptr;
+    stream::StreamServer* stream_server_ = nullptr;
 };
 
 }  // namespace berth::cri

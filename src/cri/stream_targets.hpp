@@ -65,6 +65,10 @@ public:
     virtual void close_stdin() = 0;
     // Terminal size of the container's tty (tty containers only; otherwise EINVAL).
     [[nodiscard]] virtual Result<void> resize(uint16_t width, uint16_t height) = 0;
+    // The client went away: wakes a read() blocked on another thread (it returns the end marker or an error) and
+    // detaches. Added by the streaming server (an attacher of a silent container would otherwise keep its thread
+    // until the container next prints); the default does nothing, so read() returns with the next output.
+    virtual void cancel() {}
 };
 
 struct ExecOptions {

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -11,11 +13,16 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
@@ -133,17 +140,28 @@ void release_startup_pages() {
     }
 }
 
-Result<UniqueFd> listen_unix(const std::string& path) {
+Result<UniqueFd> listen_unix(const std::string& path, int type = SOCK_STREAM, int backlog = 4) {
     struct sockaddr_un addr {};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path) return fail("socket path {} is too long", path);
     std::memcpy(addr.sun_path, path.c_str(), path.size());
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd) return fail_sys("socket");
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return fail_sys("bind {}", path);
-    if (::listen(fd.get(), 4) < 0) return fail_sys("listen {}", path);
+    if (::listen(fd.get(), backlog) < 0) return fail_sys("listen {}", path);
     return fd;
 }
+
+constexpr size_t kMaxAttachers = 32;
+
+// A client of the attach socket.
+struct Attacher {
+    UniqueFd fd;
+    bool uses_stdin = false;
+    bool input_ended = false;       // it sent 'C': its later input is dropped
+    std::deque<std::string> queue;  // frames the socket did not take yet
+    size_t queued = 0;              // bytes in queue
+};
 
 class Monitor {
 public:
@@ -166,7 +184,26 @@ private:
     Result<void> loop();
     void reap();
     void serve_ctl();
-    void drain(LineSplitter& s, UniqueFd& fd, bool to_eof);
+    void drain(LineSplitter& s, UniqueFd& fd, char frame, bool to_eof);
+    // Attach: the socket, its clients, and the container's input they send.
+    Result<void> listen_attach();
+    void accept_attacher();
+    void serve_attacher(Attacher& a, uint32_t events);
+    bool handle_frame(Attacher& a, const char* msg, size_t len);
+    void broadcast(char frame, char* buf, size_t len);
+    bool send_frame(Attacher& a, std::string_view frame);
+    bool flush_queue(Attacher& a);
+    void drop_attacher(Attacher& a);
+    void reap_attachers();
+    void watch_attacher(Attacher& a);
+    int stdin_fd() const { return o_.terminal ? out_r_.get() : in_w_.get(); }
+    void queue_stdin(const char* data, size_t len);
+    void pump_stdin();
+    void close_stdin_now();
+    void watch_stdin();
+    void resize(uint16_t cols, uint16_t rows);
+    void end_attachers();
+    bool epoll_set(int op, int fd, uint32_t events);
     uint64_t oom_kills() const { return cgroups::CgroupManager::load(cgroup_dirs_).oom_kill_count(); }
     std::string file(const char* name) const { return path_join(o_.dir, name); }
     runtime::GlobalOptions global() const {
@@ -183,7 +220,12 @@ private:
     UniqueFd in_r_, in_w_, out_r_, out_w_, err_r_, err_w_;
     std::optional<CriLogFile> log_;
     LineSplitter out_{"stdout"}, err_{"stderr"};
-    UniqueFd epoll_, sigfd_, ctl_, console_;
+    UniqueFd epoll_, sigfd_, ctl_, console_, attach_;
+    std::vector<std::unique_ptr<Attacher>> attachers_;
+    std::string stdin_pending_;  // input the container has not taken yet; while set, clients are not read
+    bool stdin_close_pending_ = false, stdin_closed_ = false, stdin_watched_ = false;
+    char last_input_ = '\n';    // the last byte written to a terminal (VEOF ends input only at a line start)
+    char io_[kAttachMaxFrame];  // output as read, behind its frame type byte
     std::map<std::string, std::string> cgroup_dirs_;
     uint64_t oom_before_ = 0;
     std::string started_at_;
@@ -207,6 +249,8 @@ Result<void> Monitor::make_pipes() {
     if (o_.stdin_pipe) {
         if (::pipe2(p, O_CLOEXEC) < 0) return fail_sys("pipe for stdin");
         in_r_.reset(p[0]), in_w_.reset(p[1]);
+        // Our end only (the container's end is another open file): input never blocks the loop.
+        if (::fcntl(in_w_.get(), F_SETFL, O_NONBLOCK) < 0) return fail_sys("make the stdin pipe non-blocking");
     } else {
         BERTH_ASSIGN(in_r_, open_dev_null(O_RDONLY));
     }
@@ -305,6 +349,11 @@ Result<void> Monitor::listen_ctl() {
     return {};
 }
 
+Result<void> Monitor::listen_attach() {
+    BERTH_ASSIGN(attach_, listen_unix(file(kAttachSocket), SOCK_SEQPACKET, 16));
+    return {};
+}
+
 Result<void> Monitor::receive_terminal() {
     // The runtime connected and sent the master during create: the connection is already queued.
     UniqueFd conn(::accept4(console_.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -333,6 +382,8 @@ Result<void> Monitor::setup() {
     BERTH_ASSIGN(CriLogFile lf, CriLogFile::open(o_.log_path));
     log_.emplace(std::move(lf));
     BERTH_TRY(listen_ctl());
+    // Without it the container still runs and logs; attaching is what fails (a path too long for sun_path).
+    if (auto r = listen_attach(); !r) log::warn("no attach socket: {}", r.error().message());
     if (o_.start) BERTH_TRY_CTX(start(), "start container {}", o_.id);
     return {};
 }
@@ -369,21 +420,261 @@ void Monitor::reap() {
     }
 }
 
-void Monitor::drain(LineSplitter& s, UniqueFd& fd, bool to_eof) {
+void Monitor::drain(LineSplitter& s, UniqueFd& fd, char frame, bool to_eof) {
     if (!fd) return;
     for (;;) {
-        auto n = s.read_from(fd.get(), *log_);
-        if (!n) {
-            // The log file failed (disk full): those bytes are lost, the stream goes on.
-            log::warn("{}", n.error().message());
-            continue;
-        }
-        if (*n == 0) {
-            fd.reset();  // EOF: closing it also removes it from the epoll set
+        ssize_t n = ::read(fd.get(), io_ + 1, sizeof io_ - 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        if (n <= 0) {
+            // EOF, or EIO from a pty master whose slaves are all closed: the end of the stream. Closing the fd
+            // also removes it from the epoll set; a terminal takes no more input.
+            fd.reset();
+            if (o_.terminal && &fd == &out_r_) pump_stdin();  // drops pending input, resumes reading clients
             return;
         }
-        if (*n < 0 || !to_eof) return;
+        // A log write that failed (disk full) loses those bytes in the log; the stream goes on.
+        if (auto r = s.feed(std::string_view(io_ + 1, static_cast<size_t>(n)), *log_); !r)
+            log::warn("{}", r.error().message());
+        broadcast(frame, io_, static_cast<size_t>(n));
+        if (!to_eof) return;
     }
+}
+
+bool Monitor::epoll_set(int op, int fd, uint32_t events) {
+    struct epoll_event ev {};
+    ev.events = events;
+    ev.data.fd = fd;
+    return ::epoll_ctl(epoll_.get(), op, fd, &ev) == 0;
+}
+
+void Monitor::accept_attacher() {
+    UniqueFd fd(::accept4(attach_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd) return;
+    if (attachers_.size() >= kMaxAttachers) {
+        log::warn("attach refused: {} clients are attached already", kMaxAttachers);
+        return;
+    }
+    auto a = std::make_unique<Attacher>();
+    a->fd = std::move(fd);
+    unsigned char flags = 0;
+    if (o_.stdin_pipe) flags |= kAttachStdin;
+    if (o_.terminal) flags |= kAttachTerminal;
+    if (o_.stdin_once) flags |= kAttachStdinOnce;
+    if (stdin_closed_ || stdin_close_pending_) flags |= kAttachStdinClosed;
+    const char hello[2] = {kAttachHello, static_cast<char>(flags)};
+    if (::send(a->fd.get(), hello, sizeof hello, MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof hello) return;
+    if (!epoll_set(EPOLL_CTL_ADD, a->fd.get(), stdin_pending_.empty() ? uint32_t{EPOLLIN} : 0u)) return;
+    attachers_.push_back(std::move(a));
+}
+
+void Monitor::watch_attacher(Attacher& a) {
+    if (!a.fd) return;
+    uint32_t events = (stdin_pending_.empty() ? uint32_t{EPOLLIN} : 0u) | (a.queue.empty() ? 0u : uint32_t{EPOLLOUT});
+    epoll_set(EPOLL_CTL_MOD, a.fd.get(), events);
+}
+
+void Monitor::drop_attacher(Attacher& a) {
+    if (!a.fd) return;
+    // stdin_once: the first attach session that took part in the input ends the container's input with it.
+    if (a.uses_stdin && o_.stdin_once && o_.stdin_pipe && !stdin_closed_) {
+        stdin_close_pending_ = true;
+        pump_stdin();
+    }
+    a.fd.reset();
+    a.queue.clear();
+}
+
+void Monitor::reap_attachers() {
+    std::erase_if(attachers_, [](const std::unique_ptr<Attacher>& a) { return !a->fd; });
+}
+
+bool Monitor::flush_queue(Attacher& a) {
+    while (!a.queue.empty()) {
+        const std::string& f = a.queue.front();
+        if (::send(a.fd.get(), f.data(), f.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) return errno == EAGAIN;
+        a.queued -= f.size();
+        a.queue.pop_front();
+    }
+    return true;
+}
+
+bool Monitor::send_frame(Attacher& a, std::string_view frame) {
+    if (a.queue.empty()) {
+        if (::send(a.fd.get(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return true;
+        if (errno != EAGAIN) return false;
+    }
+    // A client that does not keep up gets a bounded backlog, then is disconnected.
+    if (a.queued + frame.size() > kAttachQueueMax) {
+        log::warn("attach client dropped: {} bytes of output not taken", a.queued);
+        return false;
+    }
+    a.queue.emplace_back(frame);
+    a.queued += frame.size();
+    if (a.queue.size() == 1) watch_attacher(a);
+    return true;
+}
+
+// `buf` holds `len` bytes of output behind one free byte for the frame type.
+void Monitor::broadcast(char frame, char* buf, size_t len) {
+    if (attachers_.empty()) return;
+    buf[0] = frame;
+    bool dropped = false;
+    for (auto& a : attachers_) {
+        if (a->fd && !send_frame(*a, std::string_view(buf, len + 1))) {
+            drop_attacher(*a);
+            dropped = true;
+        }
+    }
+    if (dropped) reap_attachers();
+}
+
+void Monitor::serve_attacher(Attacher& a, uint32_t events) {
+    if ((events & EPOLLOUT) && !flush_queue(a)) return drop_attacher(a);
+    if (events & EPOLLOUT) watch_attacher(a);
+    // Input is read while the container takes it; a client that hung up is read to its end regardless, so input
+    // it sent before closing is not lost (bounded by its socket buffer).
+    const bool hangup = events & (EPOLLHUP | EPOLLERR);
+    if (!(events & EPOLLIN) && !hangup) return;
+    char msg[kAttachMaxFrame];
+    while (a.fd && (stdin_pending_.empty() || hangup)) {
+        ssize_t n = ::recv(a.fd.get(), msg, sizeof msg, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        if (n <= 0 || !handle_frame(a, msg, static_cast<size_t>(n))) return drop_attacher(a);
+    }
+}
+
+bool Monitor::handle_frame(Attacher& a, const char* msg, size_t len) {
+    if (len == 0) return false;
+    switch (msg[0]) {
+        case kAttachClientHello:
+            a.uses_stdin = len > 1 && (msg[1] & kAttachStdin);
+            return true;
+        case kAttachInput:
+            if (o_.stdin_pipe && !a.input_ended && !stdin_closed_ && !stdin_close_pending_) {
+                a.uses_stdin = true;
+                queue_stdin(msg + 1, len - 1);
+            }
+            return true;
+        case kAttachCloseInput:
+            if (a.uses_stdin && o_.stdin_once && o_.stdin_pipe && !stdin_closed_) {
+                stdin_close_pending_ = true;
+                pump_stdin();
+            }
+            a.uses_stdin = false;
+            a.input_ended = true;
+            return true;
+        case kAttachResize:
+            if (len != 5) return false;
+            resize(
+                static_cast<uint16_t>((static_cast<unsigned char>(msg[1]) << 8) | static_cast<unsigned char>(msg[2])),
+                static_cast<uint16_t>((static_cast<unsigned char>(msg[3]) << 8) | static_cast<unsigned char>(msg[4])));
+            return true;
+        default:
+            log::warn("attach client sent an unknown message type {}: disconnected", static_cast<int>(msg[0]));
+            return false;
+    }
+}
+
+void Monitor::resize(uint16_t cols, uint16_t rows) {
+    if (!o_.terminal || !out_r_) return;
+    struct winsize ws {};
+    ws.ws_col = cols;
+    ws.ws_row = rows;
+    if (::ioctl(out_r_.get(), TIOCSWINSZ, &ws) < 0) log::warn("resize the terminal: {}", std::strerror(errno));
+}
+
+void Monitor::queue_stdin(const char* data, size_t len) {
+    if (len == 0) return;
+    stdin_pending_.append(data, len);
+    pump_stdin();
+}
+
+void Monitor::pump_stdin() {
+    const bool was_pending = !stdin_pending_.empty();
+    int fd = stdin_fd();
+    while (!stdin_pending_.empty()) {
+        if (fd < 0) {
+            stdin_pending_.clear();
+            break;
+        }
+        ssize_t n = ::write(fd, stdin_pending_.data(), stdin_pending_.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) break;
+        if (n < 0) {
+            // EPIPE: nobody in the container reads its stdin any more.
+            stdin_pending_.clear();
+            if (!o_.terminal) in_w_.reset(), stdin_closed_ = true;
+            break;
+        }
+        last_input_ = stdin_pending_[static_cast<size_t>(n) - 1];
+        stdin_pending_.erase(0, static_cast<size_t>(n));
+    }
+    if (stdin_pending_.empty() && stdin_close_pending_) close_stdin_now();
+    watch_stdin();
+    if (was_pending != !stdin_pending_.empty())
+        for (auto& a : attachers_) watch_attacher(*a);
+}
+
+void Monitor::watch_stdin() {
+    if (o_.terminal) {
+        if (out_r_) epoll_set(EPOLL_CTL_MOD, out_r_.get(), EPOLLIN | (stdin_pending_.empty() ? 0u : uint32_t{EPOLLOUT}));
+        return;
+    }
+    if (!in_w_) {
+        stdin_watched_ = false;
+        return;
+    }
+    // The pipe's write end is watched only while input waits (EPOLLERR would otherwise report a closed reader
+    // over and over).
+    if (!stdin_pending_.empty() && !stdin_watched_) {
+        stdin_watched_ = epoll_set(EPOLL_CTL_ADD, in_w_.get(), EPOLLOUT);
+    } else if (stdin_pending_.empty() && stdin_watched_) {
+        epoll_set(EPOLL_CTL_DEL, in_w_.get(), 0);
+        stdin_watched_ = false;
+    }
+}
+
+void Monitor::close_stdin_now() {
+    stdin_close_pending_ = false;
+    if (stdin_closed_) return;
+    stdin_closed_ = true;
+    if (!o_.terminal) {
+        in_w_.reset();
+        stdin_watched_ = false;
+        return;
+    }
+    if (!out_r_) return;
+    // A terminal has no end of input but its EOF character, which ends input only at the start of a line: a
+    // partial line needs one VEOF to be read and one more for the end.
+    struct termios t {};
+    char veof =
+        ::tcgetattr(out_r_.get(), &t) == 0 && t.c_cc[VEOF] != _POSIX_VDISABLE ? static_cast<char>(t.c_cc[VEOF]) : 4;
+    const char eofs[2] = {veof, veof};
+    const size_t n = last_input_ == '\n' || last_input_ == '\r' ? 1 : 2;
+    if (::write(out_r_.get(), eofs, n) < 0) log::warn("end the terminal's input: {}", std::strerror(errno));
+}
+
+// At the container's exit: what each client has not taken yet (bounded in time), then the end message.
+void Monitor::end_attachers() {
+    const char end[1] = {kAttachEnd};
+    const int64_t deadline_ms = 2000;
+    struct timespec t0 {};
+    ::clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (auto& a : attachers_) {
+        if (!a->fd || !send_frame(*a, std::string_view(end, 1))) continue;
+        while (a->fd && !a->queue.empty()) {
+            if (!flush_queue(*a)) break;
+            if (a->queue.empty()) break;
+            struct timespec now {};
+            ::clock_gettime(CLOCK_MONOTONIC, &now);
+            int64_t left = deadline_ms - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+            struct pollfd p = {a->fd.get(), POLLOUT, 0};
+            if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) break;
+        }
+    }
+    attachers_.clear();
 }
 
 void Monitor::serve_ctl() {
@@ -427,7 +718,7 @@ Result<void> Monitor::loop() {
     sigaddset(&set, SIGUSR1);
     sigfd_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!sigfd_) return fail_sys("signalfd");
-    for (int fd : {out_r_.get(), err_r_.get(), sigfd_.get(), pidfd_.get(), ctl_.get()}) {
+    for (int fd : {out_r_.get(), err_r_.get(), sigfd_.get(), pidfd_.get(), ctl_.get(), attach_.get()}) {
         if (fd < 0) continue;
         struct epoll_event ev {};
         ev.events = EPOLLIN;
@@ -445,13 +736,23 @@ Result<void> Monitor::loop() {
         for (int i = 0; i < n; ++i) {
             int fd = evs[i].data.fd;
             if (fd == out_r_.get()) {
-                drain(out_, out_r_, false);
+                if (evs[i].events & EPOLLOUT) pump_stdin();
+                if (evs[i].events & ~EPOLLOUT) drain(out_, out_r_, kAttachStdout, false);
             } else if (fd == err_r_.get()) {
-                drain(err_, err_r_, false);
+                drain(err_, err_r_, kAttachStderr, false);
+            } else if (fd == in_w_.get()) {
+                pump_stdin();
+            } else if (fd == attach_.get()) {
+                accept_attacher();
             } else if (fd == pidfd_.get()) {
                 reap();
             } else if (fd == ctl_.get()) {
                 serve_ctl();
+            } else if (auto it = std::find_if(attachers_.begin(), attachers_.end(),
+                                              [fd](const auto& a) { return a->fd.get() == fd; });
+                       it != attachers_.end()) {
+                serve_attacher(**it, evs[i].events);
+                reap_attachers();
             } else if (fd == sigfd_.get()) {
                 struct signalfd_siginfo si;
                 while (::read(sigfd_.get(), &si, sizeof si) == sizeof si) {
@@ -486,10 +787,12 @@ int Monitor::run() {
     rec.oom_killed = oom_kills() > oom_before_;
     // What the container wrote before it exited is in the pipes; processes left behind (host pid namespace) may
     // still hold them open, so read what is there rather than to EOF.
-    drain(out_, out_r_, true);
-    drain(err_, err_r_, true);
+    drain(out_, out_r_, kAttachStdout, true);
+    drain(err_, err_r_, kAttachStderr, true);
     for (auto* s : {&out_, &err_})
         if (auto r = s->flush(*log_); !r) log::error("{}", r.error().message());
+    end_attachers();
+    if (attach_) ::unlink(file(kAttachSocket).c_str());
     if (auto r = write_exit_record(o_.dir, rec); !r) {
         log::error("{}", r.error().message());
         return 1;

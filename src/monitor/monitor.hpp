@@ -9,8 +9,30 @@
 //                  "reopen\n" -> "ok\n" | "error <message>\n" (reopens the log file: ReopenContainerLog)
 //   container.pid  the container init's pid (host pid namespace)
 //   console.sock   with a terminal, during create only: the --console-socket the pty master arrives on
+//   attach         a SOCK_SEQPACKET unix socket for attach sessions (protocol below)
 //   monitor.log    the monitor's own messages; runtime.log: the external runtime's (--log-format json)
 // SIGUSR1 also reopens the log file.
+//
+// Attach protocol. Every message is one SEQPACKET datagram: a type byte, then its payload. Several clients may be
+// attached at once; each gets the container's output from the moment it connected.
+//   monitor -> client
+//     'H' flags             hello, the first message: kAttachStdin (the container has stdin), kAttachTerminal,
+//                           kAttachStdinOnce, kAttachStdinClosed (its stdin was closed already)
+//     'O' bytes / 'E' bytes the container's stdout / stderr as read (a terminal's output is all 'O'); at most
+//                           kAttachMaxFrame bytes in all
+//     'X'                   end of output: the container exited (and what it wrote before is sent); the monitor then
+//                           closes the connection
+//   client -> monitor
+//     'A' flags             the client's own flags (kAttachStdin: it takes part in the container's input, so its
+//                           detaching closes the stdin of a stdin_once container); optional, before anything else
+//     'I' bytes             input for the container's stdin (the pipe, or the pty master); dropped when the
+//                           container has no stdin or it was closed
+//     'C'                   end of this client's input; closes the container's stdin when it is stdin_once (a pipe
+//                           is closed, a terminal gets its VEOF character), otherwise only this client's input ends
+//     'W' w16 h16           window size (columns, rows; big-endian): TIOCSWINSZ on the pty master (terminal only)
+// Input is written in arrival order; while the container does not take its stdin, the monitor stops reading the
+// clients (they block in send). A client that does not take its output is given kAttachQueueMax bytes of backlog,
+// then disconnected: the container and its log never wait for an attacher.
 //
 // Readiness: the starter passes a pipe's write end as --sync-fd. The monitor writes exactly one JSON line,
 // {"pid":<monitor pid>,"container_pid":<init pid>} once the container is created (and started with --start),
@@ -18,6 +40,7 @@
 // EOF without a line means the monitor died before it could report.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace berth::monitor {
@@ -33,7 +56,16 @@ struct MonitorOptions {
     bool start = false;       // start right after create
     bool stdin_pipe = false;  // give the container a stdin pipe the monitor keeps open (otherwise /dev/null)
     bool terminal = false;    // process.terminal: receive the pty master on <dir>/console.sock, log it as stdout
+    bool stdin_once = false;  // the container's stdin is closed when the first attach client ends its input
 };
+
+// The attach socket's name in the monitor dir and its protocol (see above).
+inline constexpr const char* kAttachSocket = "attach";
+inline constexpr char kAttachHello = 'H', kAttachStdout = 'O', kAttachStderr = 'E', kAttachEnd = 'X';
+inline constexpr char kAttachClientHello = 'A', kAttachInput = 'I', kAttachCloseInput = 'C', kAttachResize = 'W';
+inline constexpr unsigned char kAttachStdin = 1, kAttachTerminal = 2, kAttachStdinOnce = 4, kAttachStdinClosed = 8;
+inline constexpr size_t kAttachMaxFrame = 1 + 16 * 1024;
+inline constexpr size_t kAttachQueueMax = 1 << 20;
 
 // Detaches the monitor (fork, setsid, fork) and returns once the intermediate process is gone: the monitor is
 // then nobody's child but its subreaper's, and reports on sync_fd. Returns main's exit code.

@@ -1,5 +1,7 @@
 // berth-monitor started as berthd starts it: detached, reporting on a sync pipe, writing CRI logs and the exit
 // file, for the in-process handler and for runc and crun.
+#include "monitor/monitor.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -13,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -81,6 +84,49 @@ bool hide_unified_controllers(const std::string& empty_file) {
 bool alive(pid_t pid) {
     return ::kill(pid, 0) == 0;
 }
+
+// A raw client of a monitor's attach socket (monitor.hpp), for the protocol's own tests.
+struct AttachClient {
+    UniqueFd fd;
+    unsigned char flags = 0;  // from the hello
+
+    bool connect(const std::string& dir) {
+        fd.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+        struct sockaddr_un addr {};
+        addr.sun_family = AF_UNIX;
+        std::string path = dir + "/attach";
+        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+        if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return false;
+        std::string hello = next(10000);
+        if (hello.size() != 2 || hello[0] != monitor::kAttachHello) return false;
+        flags = static_cast<unsigned char>(hello[1]);
+        return true;
+    }
+    void send(char type, const std::string& payload = {}) {
+        std::string f(1, type);
+        f += payload;
+        EXPECT_EQ(::send(fd.get(), f.data(), f.size(), MSG_NOSIGNAL), static_cast<ssize_t>(f.size()));
+    }
+    // The next message; "" at EOF or after `timeout_ms` (a hang guard).
+    std::string next(int timeout_ms = 30000) {
+        struct pollfd p = {fd.get(), POLLIN, 0};
+        if (::poll(&p, 1, timeout_ms) != 1) return "";
+        char buf[monitor::kAttachMaxFrame + 1];
+        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+        return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    }
+    // Messages until the end message (included) or EOF: stdout and stderr bytes, and whether 'X' came.
+    void read_to_end(std::string* out, std::string* err, bool* ended) {
+        *ended = false;
+        for (;;) {
+            std::string m = next();
+            if (m.empty()) return;
+            if (m[0] == monitor::kAttachStdout) *out += m.substr(1);
+            if (m[0] == monitor::kAttachStderr) *err += m.substr(1);
+            if (m[0] == monitor::kAttachEnd) *ended = true;
+        }
+    }
+};
 
 class MonitorTest : public BerthTest {
 protected:
@@ -506,6 +552,161 @@ TEST_F(MonitorTest, HandlerRuncCreateError) {
 TEST_F(MonitorTest, HandlerCrun) {
     if (::access(kCrun, X_OK) != 0) GTEST_SKIP() << "crun is not installed";
     check_streams_and_exit(kCrun);
+}
+
+// Two clients see the output from when they attached, both send input, one ends its input (no stdin_once: the
+// container's stdin stays open), and both get the end message at the exit.
+TEST_F(MonitorTest, AttachClientsShareOutputAndInput) {
+    extra_args_ = {"--stdin"};
+    start_ = false;
+    Started s =
+        start_monitor(sh_config("echo before; read x; echo out $x; echo err $x >&2; read y; echo bye $y; "
+                                "exit 7"));
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    AttachClient a, b;
+    ASSERT_TRUE(a.connect(s.dir));
+    ASSERT_TRUE(b.connect(s.dir));
+    EXPECT_EQ(a.flags, monitor::kAttachStdin);
+    EXPECT_EQ(ctl(s, "start"), "ok\n");
+    a.send(monitor::kAttachClientHello, std::string(1, static_cast<char>(monitor::kAttachStdin)));
+    a.send(monitor::kAttachInput, "one\n");
+    a.send(monitor::kAttachCloseInput);
+    a.send(monitor::kAttachInput, "dropped after its close\n");
+    b.send(monitor::kAttachInput, "two\n");
+    std::string out[2], err[2];
+    bool ended[2];
+    a.read_to_end(&out[0], &err[0], &ended[0]);
+    b.read_to_end(&out[1], &err[1], &ended[1]);
+    for (int i = 0; i < 2; ++i) {
+        SCOPED_TRACE(i);
+        EXPECT_TRUE(ended[i]);
+        EXPECT_EQ(out[i].rfind("before\n", 0), 0u) << out[i];
+        EXPECT_NE(out[i].find("out one\n"), std::string::npos) << out[i];
+        EXPECT_NE(out[i].find("bye two\n"), std::string::npos) << out[i];
+        EXPECT_EQ(err[i], "err one\n");
+    }
+    EXPECT_EQ(wait_exit(s).exit_code, 7);
+    wait_monitor_gone(s.pid);
+    auto recs = parse_log(read_text(s.log));
+    // The log has it all as well (stdout and stderr are separate pipes: their order between them may vary).
+    std::vector<std::string> logged;
+    for (const auto& r : recs) logged.push_back(r.stream + " " + r.message);
+    std::sort(logged.begin(), logged.end());
+    EXPECT_EQ(logged,
+              (std::vector<std::string>{"stderr err one", "stdout before", "stdout bye two", "stdout out one"}));
+    EXPECT_FALSE(std::filesystem::exists(s.dir + "/attach"));
+}
+
+// --stdin-once: the first client that ends its input closes the container's stdin.
+TEST_F(MonitorTest, AttachStdinOnceClosesStdin) {
+    extra_args_ = {"--stdin", "--stdin-once"};
+    Started s = start_monitor(base_config({"cat"}));
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    AttachClient a;
+    ASSERT_TRUE(a.connect(s.dir));
+    EXPECT_EQ(a.flags, monitor::kAttachStdin | monitor::kAttachStdinOnce);
+    a.send(monitor::kAttachClientHello, std::string(1, static_cast<char>(monitor::kAttachStdin)));
+    std::string big(300000, 'z');  // more than a pipe holds: the monitor writes it as cat takes it
+    a.send(monitor::kAttachInput, "abc\n");
+    for (size_t off = 0; off < big.size(); off += 16000) a.send(monitor::kAttachInput, big.substr(off, 16000));
+    a.send(monitor::kAttachCloseInput);
+    std::string out, err;
+    bool ended;
+    a.read_to_end(&out, &err, &ended);
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(out, "abc\n" + big);
+    EXPECT_EQ(wait_exit(s).exit_code, 0);
+}
+
+// The first stdin client of a stdin_once container that disconnects ends the input too.
+TEST_F(MonitorTest, AttachStdinOnceDisconnectClosesStdin) {
+    extra_args_ = {"--stdin", "--stdin-once"};
+    Started s = start_monitor(base_config({"cat"}));
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    AttachClient watcher, a;
+    ASSERT_TRUE(watcher.connect(s.dir));
+    ASSERT_TRUE(a.connect(s.dir));
+    a.send(monitor::kAttachClientHello, std::string(1, static_cast<char>(monitor::kAttachStdin)));
+    a.send(monitor::kAttachInput, "last words\n");
+    a.fd.reset();
+    std::string out, err;
+    bool ended;
+    watcher.read_to_end(&out, &err, &ended);
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(out, "last words\n");
+    EXPECT_EQ(wait_exit(s).exit_code, 0);
+}
+
+// A client that takes no output is disconnected after its bounded backlog; the container and its log go on.
+TEST_F(MonitorTest, SlowAttacherIsDroppedNotWaitedFor) {
+    start_ = false;
+    Started s = start_monitor(sh_config("head -c 8000000 /dev/zero | tr '\\0' a; exit 0"));
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    AttachClient slow;
+    ASSERT_TRUE(slow.connect(s.dir));
+    EXPECT_EQ(ctl(s, "start"), "ok\n");
+    EXPECT_EQ(wait_exit(s).exit_code, 0);
+    wait_monitor_gone(s.pid);
+    size_t logged = 0;
+    for (const auto& r : parse_log(read_text(s.log))) logged += r.message.size();
+    EXPECT_EQ(logged, 8000000u);
+    std::string out, err;
+    bool ended;
+    slow.read_to_end(&out, &err, &ended);
+    EXPECT_FALSE(ended);
+    EXPECT_LT(out.size(), 8000000u);
+    EXPECT_LE(out.size(), monitor::kAttachQueueMax + (1u << 20));
+}
+
+// With a terminal: input goes to the pty master, a resize is seen by stty, output is all stdout.
+TEST_F(MonitorTest, AttachTerminalInputAndResize) {
+    json cfg = sh_config("read l; stty size; read l; stty size; exit 0");
+    cfg["process"]["terminal"] = true;
+    extra_args_ = {"--terminal", "--stdin"};
+    Started s = start_monitor(cfg);
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    AttachClient a;
+    ASSERT_TRUE(a.connect(s.dir));
+    EXPECT_EQ(a.flags, monitor::kAttachStdin | monitor::kAttachTerminal);
+    auto size = [](uint16_t w, uint16_t h) {
+        return std::string{static_cast<char>(w >> 8), static_cast<char>(w & 0xff), static_cast<char>(h >> 8),
+                           static_cast<char>(h & 0xff)};
+    };
+    a.send(monitor::kAttachResize, size(101, 31));
+    a.send(monitor::kAttachInput, "\n");
+    std::string seen;
+    while (seen.find("31 101") == std::string::npos) {
+        std::string m = a.next();
+        ASSERT_FALSE(m.empty()) << seen;
+        EXPECT_EQ(m[0], monitor::kAttachStdout);
+        seen += m.substr(1);
+    }
+    a.send(monitor::kAttachResize, size(300, 70));
+    a.send(monitor::kAttachInput, "\n");
+    std::string out, err;
+    bool ended;
+    a.read_to_end(&out, &err, &ended);
+    EXPECT_TRUE(ended);
+    EXPECT_NE(out.find("70 300"), std::string::npos) << out;
+    EXPECT_EQ(err, "");
+    EXPECT_EQ(wait_exit(s).exit_code, 0);
+}
+
+// Without --stdin, input is dropped (the container's stdin is /dev/null) and the hello says so.
+TEST_F(MonitorTest, AttachWithoutStdinDropsInput) {
+    Started s = start_monitor(sh_config("while [ ! -e /go ]; do sleep 0.05; done; echo done"));
+    ASSERT_TRUE(s.error.empty()) << s.error;
+    AttachClient a;
+    ASSERT_TRUE(a.connect(s.dir));
+    EXPECT_EQ(a.flags, 0);
+    a.send(monitor::kAttachInput, "ignored\n");
+    write_text(rootfs_ + "/go", "");
+    std::string out, err;
+    bool ended;
+    a.read_to_end(&out, &err, &ended);
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(out, "done\n");
+    EXPECT_EQ(wait_exit(s).exit_code, 0);
 }
 
 }  // namespace

@@ -15,7 +15,8 @@ namespace {
 void usage() {
     std::fprintf(stderr,
                  "usage: berth-monitor --id ID --bundle DIR --dir MONITOR_DIR --log-path FILE [--root DIR]\n"
-                 "                     [--runtime PATH] [--sync-fd N] [--start] [--stdin] [--terminal]\n"
+                 "                     [--runtime PATH] [--sync-fd N] [--start] [--stdin [--stdin-once]]\n"
+                 "                     [--terminal]\n"
                  "  --id         container id\n"
                  "  --bundle     OCI bundle (config.json + rootfs)\n"
                  "  --dir        the monitor's directory (made by the monitor; must not exist): exit, ctl, ...\n"
@@ -25,6 +26,7 @@ void usage() {
                  "  --sync-fd    fd (> 2) to report {\"pid\",\"container_pid\"} or {\"error\"} on, one JSON line\n"
                  "  --start      start the container once created (else: \"start\" on the ctl socket)\n"
                  "  --stdin      give the container a stdin pipe kept open (else /dev/null)\n"
+                 "  --stdin-once close the container's stdin when the first attach client ends its input\n"
                  "  --terminal   process.terminal is true: take the pty master (console socket), log it as stdout\n"
                  "berth-monitor --pause: hold a pod's shared PID namespace as its PID 1 (started by berthd)\n");
 }
@@ -81,6 +83,8 @@ int main(int argc, char** argv) {
             o.terminal = true;
         } else if (a == "--stdin") {
             o.stdin_pipe = true;
+        } else if (a == "--stdin-once") {
+            o.stdin_once = true;
         } else if (a == "--help" || a == "-h") {
             usage();
             return 0;

@@ -1,0 +1,368 @@
+// stream_bench: berthd's streaming paths against their floors, in the same run.
+//
+//   stream_bench --berthd PATH --berthctl PATH --berth PATH --source DIR [--rounds N] [--megabytes N]
+//
+// Exec round trip of `true` (median of N, default 30): ExecSync, and streaming Exec (rpc + SPDY upgrade +
+// streams + exit status, as kubelet does it), each against a bare `berth exec` of the same container (the
+// runtime berthd runs under the hood); goal: under 2x. Port-forward throughput: one GET of a file of M MiB
+// (default 256) from busybox httpd in the pod through a SPDY port-forward, against the same GET over a direct
+// connection to 127.0.0.1 inside the pod's network namespace; goal: at least 50%.
+// clang-format off
+#include "cri/api.hpp"  // before <signal.h>: see src/cri/api.hpp
+// clang-format on
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "stream/protocol.hpp"
+#include "stream/spdy.hpp"
+
+namespace {
+
+namespace v1 = ::runtime::v1;
+namespace spdy = berth::stream::spdy;
+using Clock = std::chrono::steady_clock;
+using Stub = v1::RuntimeService::Stub;
+
+constexpr const char* kImage = "localhost/berth/busybox:latest";
+constexpr uint16_t kHttpdPort = 15370;
+
+[[noreturn]] void die(const std::string& what) {
+    std::fprintf(stderr, "stream_bench: %s\n", what.c_str());
+    std::exit(1);
+}
+
+int run(const std::vector<std::string>& argv) {
+    pid_t pid = ::fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+        std::vector<char*> a;
+        for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+        a.push_back(nullptr);
+        ::execv(a[0], a.data());
+        ::_exit(127);
+    }
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double ms_since(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+template <class Req, class Resp>
+Resp call(Stub& stub, grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*), const char* name,
+          const Req& req) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    Resp resp;
+    grpc::Status st = (stub.*rpc)(&ctx, req, &resp);
+    if (!st.ok()) die(std::string(name) + ": " + st.error_message());
+    return resp;
+}
+
+berth::UniqueFd tcp_connect(uint16_t port) {
+    berth::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) return berth::UniqueFd();
+    return fd;
+}
+
+// Upgrades a streaming URL to SPDY offering `protocol`; the client session.
+std::unique_ptr<spdy::Session> spdy_connect(const std::string& url, const std::string& protocol) {
+    size_t host_start = url.find("://") + 3;
+    size_t path_start = url.find('/', host_start);
+    std::string hostport = url.substr(host_start, path_start - host_start);
+    auto fd = tcp_connect(static_cast<uint16_t>(std::stoi(hostport.substr(hostport.rfind(':') + 1))));
+    if (!fd) die("connect " + url);
+    std::string req = "POST " + url.substr(path_start) + " HTTP/1.1\r\nHost: " + hostport +
+                      "\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: " + protocol +
+                      "\r\n\r\n";
+    if (::write(fd.get(), req.data(), req.size()) != static_cast<ssize_t>(req.size())) die("write upgrade");
+    std::string got;
+    char buf[4096];
+    size_t end;
+    while ((end = got.find("\r\n\r\n")) == std::string::npos) {
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n <= 0) die("upgrade answer: EOF");
+        got.append(buf, n);
+    }
+    if (got.compare(9, 3, "101") != 0) die("upgrade refused: " + got.substr(0, got.find("\r\n")));
+    auto s = spdy::Session::start(berth::stream::plain_conn(std::move(fd)), spdy::Session::Role::client,
+                                  got.substr(end + 4));
+    if (!s) die(s.error().message());
+    return std::move(*s);
+}
+
+std::shared_ptr<spdy::Stream> open(spdy::Session& s, std::string_view type, spdy::Headers h = {}) {
+    h.emplace_back(std::string(berth::stream::kStreamTypeHeader), std::string(type));
+    auto r = s.open(h);
+    if (!r) die("open stream: " + r.error().message());
+    return *r;
+}
+
+size_t drain(spdy::Stream& st, std::string* keep = nullptr) {
+    std::vector<char> buf(256 * 1024);
+    size_t total = 0;
+    for (;;) {
+        auto n = st.read(std::span<char>(buf.data(), buf.size()));
+        if (!n || *n == 0) return total;
+        total += *n;
+        if (keep) keep->append(buf.data(), *n);
+    }
+}
+
+// Reads an HTTP/1.0 answer to EOF from `fd`; the byte count.
+size_t drain_fd(int fd) {
+    std::vector<char> buf(256 * 1024);
+    size_t total = 0;
+    for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;) total += static_cast<size_t>(n);
+    return total;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string berthd, berthctl, berth, source;
+    int rounds = 30, megabytes = 256;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) die(a + " needs a value");
+            return argv[++i];
+        };
+        if (a == "--berthd")
+            berthd = next();
+        else if (a == "--berthctl")
+            berthctl = next();
+        else if (a == "--berth")
+            berth = next();
+        else if (a == "--source")
+            source = next();
+        else if (a == "--rounds")
+            rounds = std::stoi(next());
+        else if (a == "--megabytes")
+            megabytes = std::stoi(next());
+        else
+            die("unknown argument " + a);
+    }
+    if (berthd.empty() || berthctl.empty() || berth.empty() || source.empty())
+        die("usage: stream_bench --berthd PATH --berthctl PATH --berth PATH --source REPO_DIR [--rounds N] "
+            "[--megabytes N]");
+
+    char tmpl[] = "/tmp/streamsrv-bench-XXXXXX";
+    if (!::mkdtemp(tmpl)) die("mkdtemp");
+    const std::string tmp = tmpl;
+    const std::string socket = tmp + "/b.sock", root = tmp + "/root", state = tmp + "/state";
+    if (run({source + "/scripts/make-oci-busybox.sh", "--archive", tmp + "/bb.tar", tmp + "/layout"}) != 0)
+        die("make-oci-busybox.sh failed");
+    if (run({berthctl, "image", "import", "--root", root, tmp + "/bb.tar"}) != 0) die("image import failed");
+    std::ofstream(tmp + "/berth.toml").flush();
+    pid_t daemon = ::fork();
+    if (daemon == 0) {
+        int log = ::open((tmp + "/berthd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+        ::execl(berthd.c_str(), berthd.c_str(), "--config", (tmp + "/berth.toml").c_str(), "--socket", socket.c_str(),
+                "--root", root.c_str(), "--state-dir", state.c_str(), "--log-level", "warn", nullptr);
+        ::_exit(127);
+    }
+    for (int i = 0; i < 200 && ::access(socket.c_str(), F_OK) != 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Stub stub(grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
+    std::string pod;
+    auto cleanup = [&] {
+        if (!pod.empty()) {
+            v1::StopPodSandboxRequest sp;
+            sp.set_pod_sandbox_id(pod);
+            grpc::ClientContext c1;
+            v1::StopPodSandboxResponse r1;
+            stub.StopPodSandbox(&c1, sp, &r1);
+            v1::RemovePodSandboxRequest rp;
+            rp.set_pod_sandbox_id(pod);
+            grpc::ClientContext c2;
+            v1::RemovePodSandboxResponse r2;
+            stub.RemovePodSandbox(&c2, rp, &r2);
+        }
+        ::kill(daemon, SIGTERM);
+        ::waitpid(daemon, nullptr, 0);
+        std::error_code ec;
+        std::filesystem::remove_all(tmp, ec);
+    };
+
+    // One pod, one container: busybox httpd serving a file of `megabytes` MiB.
+    v1::RunPodSandboxRequest rp;
+    auto* pc = rp.mutable_config();
+    pc->mutable_metadata()->set_name("streamsrv-bench");
+    pc->mutable_metadata()->set_namespace_("bench");
+    pc->mutable_metadata()->set_uid("streamsrv-bench");
+    pc->set_log_directory(tmp + "/logs");
+    std::filesystem::create_directories(pc->log_directory());
+    pod = call(stub, &Stub::RunPodSandbox, "RunPodSandbox", rp).pod_sandbox_id();
+    v1::CreateContainerRequest cc;
+    cc.set_pod_sandbox_id(pod);
+    *cc.mutable_sandbox_config() = *pc;
+    auto* c = cc.mutable_config();
+    c->mutable_metadata()->set_name("httpd");
+    c->mutable_image()->set_image(kImage);
+    c->add_command("/bin/sh");
+    c->add_args("-c");
+    c->add_args("mkdir -p /www && head -c " + std::to_string(megabytes) +
+                "m /dev/zero > /www/big && echo ok > /www/ready && exec httpd -f -p " + std::to_string(kHttpdPort) +
+                " -h /www");
+    c->set_log_path("httpd.log");
+    std::string ctr = call(stub, &Stub::CreateContainer, "CreateContainer", cc).container_id();
+    v1::StartContainerRequest sc;
+    sc.set_container_id(ctr);
+    call(stub, &Stub::StartContainer, "StartContainer", sc);
+
+    // The runtime root berthd uses for the libberth handler, found by asking `berth list` where the container is.
+    std::string runtime_root = state + "/runtimes/berth";
+    if (run({berth, "--root", runtime_root, "state", ctr}) != 0) {
+        cleanup();
+        die("cannot find container " + ctr + " under " + runtime_root + " for the bare berth exec baseline");
+    }
+
+    auto exec_sync = [&] {
+        v1::ExecSyncRequest r;
+        r.set_container_id(ctr);
+        r.add_cmd("true");
+        r.set_timeout(30);
+        auto resp = call(stub, &Stub::ExecSync, "ExecSync", r);
+        if (resp.exit_code() != 0) die("ExecSync true: exit " + std::to_string(resp.exit_code()));
+    };
+    auto exec_stream = [&] {
+        v1::ExecRequest r;
+        r.set_container_id(ctr);
+        r.add_cmd("true");
+        r.set_stdout(true);
+        r.set_stderr(true);
+        std::string url = call(stub, &Stub::Exec, "Exec", r).url();
+        auto s = spdy_connect(url, std::string(berth::stream::kRemoteCommandV4));
+        auto err = open(*s, berth::stream::kStreamTypeError);
+        auto out = open(*s, berth::stream::kStreamTypeStdout);
+        auto errout = open(*s, berth::stream::kStreamTypeStderr);
+        drain(*out);
+        drain(*errout);
+        std::string status;
+        drain(*err, &status);
+        if (status.find("Success") == std::string::npos) die("streaming exec true: " + status);
+        s->close();
+    };
+    auto bare = [&] {
+        if (run({berth, "--root", runtime_root, "exec", ctr, "true"}) != 0) die("berth exec true failed");
+    };
+    // Warm up each path once.
+    exec_sync();
+    exec_stream();
+    bare();
+    std::vector<double> t_sync, t_stream, t_bare;
+    for (int i = 0; i < rounds; ++i) {
+        auto t0 = Clock::now();
+        bare();
+        t_bare.push_back(ms_since(t0));
+        t0 = Clock::now();
+        exec_sync();
+        t_sync.push_back(ms_since(t0));
+        t0 = Clock::now();
+        exec_stream();
+        t_stream.push_back(ms_since(t0));
+    }
+    double mb = median(t_bare), ms = median(t_sync), mst = median(t_stream);
+    std::printf("stream_bench: exec round trip of `true`, median of %d\n", rounds);
+    std::printf("  bare berth exec      %8.2f ms\n", mb);
+    std::printf("  ExecSync             %8.2f ms   ratio %.2fx (goal < 2x)\n", ms, ms / mb);
+    std::printf("  Exec over SPDY       %8.2f ms   ratio %.2fx (goal < 2x)\n", mst, mst / mb);
+
+    // Port-forward throughput.
+    v1::PortForwardRequest pf;
+    pf.set_pod_sandbox_id(pod);
+    pf.add_port(kHttpdPort);
+    const std::string get_big = "GET /big HTTP/1.0\r\n\r\n";
+    auto forwarded = [&](const std::string& path, size_t* bytes) {
+        std::string url = call(stub, &Stub::PortForward, "PortForward", pf).url();
+        auto s = spdy_connect(url, std::string(berth::stream::kPortForwardProtocol));
+        spdy::Headers h = {{std::string(berth::stream::kPortHeader), std::to_string(kHttpdPort)},
+                           {std::string(berth::stream::kRequestIdHeader), "0"}};
+        auto err = open(*s, berth::stream::kStreamTypeError, h);
+        auto data = open(*s, berth::stream::kStreamTypeData, h);
+        (void)err->close_write();
+        std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
+        if (!data->write(std::span<const char>(req.data(), req.size())) || !data->close_write()) die("pf write");
+        auto t0 = Clock::now();
+        std::string keep;
+        *bytes = drain(*data, path == "/ready" ? &keep : nullptr);
+        double secs = ms_since(t0) / 1000.0;
+        s->close();
+        return secs;
+    };
+    size_t n = 0;
+    for (int i = 0; i < 300; ++i) {
+        forwarded("/ready", &n);
+        if (n > 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    if (n == 0) {
+        cleanup();
+        die("httpd in the pod never answered");
+    }
+    // Direct: a socket made in the pod's network namespace (a thread that setns'es), connected to its loopback.
+    auto direct = [&](size_t* bytes) {
+        double secs = 0;
+        std::thread t([&] {
+            int ns = ::open((state + "/pods/" + pod + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
+            if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) die("setns into the pod");
+            ::close(ns);
+            auto fd = tcp_connect(kHttpdPort);
+            if (!fd) die("direct connect");
+            if (::write(fd.get(), get_big.data(), get_big.size()) < 0) die("direct write");
+            auto t0 = Clock::now();
+            *bytes = drain_fd(fd.get());
+            secs = ms_since(t0) / 1000.0;
+        });
+        t.join();
+        return secs;
+    };
+    std::vector<double> r_pf, r_direct;
+    size_t got = 0;
+    for (int i = 0; i < 3; ++i) {
+        double s = direct(&got);
+        r_direct.push_back(got / s / (1 << 20));
+        s = forwarded("/big", &got);
+        r_pf.push_back(got / s / (1 << 20));
+    }
+    double d = median(r_direct), p = median(r_pf);
+    std::printf("stream_bench: port-forward throughput, GET of %d MiB, median of 3\n", megabytes);
+    std::printf("  direct (pod netns)   %8.1f MiB/s\n", d);
+    std::printf("  SPDY port-forward    %8.1f MiB/s   %.0f%% of direct (goal >= 50%%)\n", p, 100.0 * p / d);
+    cleanup();
+    return 0;
+}

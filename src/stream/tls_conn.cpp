@@ -1,0 +1,154 @@
+#include "stream/tls_conn.hpp"
+
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+
+namespace berth::stream {
+namespace {
+
+constexpr int kHandshakeTimeoutMs = 10000;
+
+std::string ssl_error_text() {
+    unsigned long e = ERR_get_error();
+    if (e == 0) return "unknown TLS error";
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    return buf;
+}
+
+// Waits until `fd` is ready for `events`; false on timeout.
+bool wait_fd(int fd, short events, int timeout_ms) {
+    pollfd p{fd, events, 0};
+    for (;;) {
+        int r = ::poll(&p, 1, timeout_ms);
+        if (r < 0 && errno == EINTR) continue;
+        return r > 0;
+    }
+}
+
+class TlsConn final : public Conn {
+public:
+    TlsConn(SSL* ssl, UniqueFd fd) : ssl_(ssl), fd_(std::move(fd)) {}
+    ~TlsConn() override { SSL_free(ssl_); }
+
+    Result<size_t> read(std::span<char> buf) override {
+        for (;;) {
+            if (shut_) return fail_errno(ECONNABORTED, "TLS read: connection shut down");
+            int n, err;
+            {
+                std::lock_guard lock(mu_);
+                ERR_clear_error();
+                n = SSL_read(ssl_, buf.data(), static_cast<int>(std::min<size_t>(buf.size(), 1 << 30)));
+                err = SSL_get_error(ssl_, n);
+                if (n <= 0 && err == SSL_ERROR_SSL) return fail("TLS read: {}", ssl_error_text());
+            }
+            if (n > 0) return static_cast<size_t>(n);
+            if (err == SSL_ERROR_ZERO_RETURN) return 0;
+            if (err == SSL_ERROR_WANT_READ) {
+                wait_fd(fd_.get(), POLLIN, -1);
+                continue;
+            }
+            if (err == SSL_ERROR_WANT_WRITE) {
+                wait_fd(fd_.get(), POLLOUT, -1);
+                continue;
+            }
+            if (err == SSL_ERROR_SYSCALL && errno == 0) return 0;  // EOF without close_notify
+            return fail_sys("TLS read");
+        }
+    }
+
+    Result<void> write_all(std::span<const char> buf) override {
+        size_t off = 0;
+        while (off < buf.size()) {
+            if (shut_) return fail_errno(EPIPE, "TLS write: connection shut down");
+            int n, err;
+            {
+                std::lock_guard lock(mu_);
+                ERR_clear_error();
+                n = SSL_write(ssl_, buf.data() + off, static_cast<int>(std::min<size_t>(buf.size() - off, 1 << 20)));
+                err = SSL_get_error(ssl_, n);
+                if (n <= 0 && err == SSL_ERROR_SSL) return fail("TLS write: {}", ssl_error_text());
+            }
+            if (n > 0) {
+                off += static_cast<size_t>(n);
+                continue;
+            }
+            if (err == SSL_ERROR_WANT_WRITE) {
+                wait_fd(fd_.get(), POLLOUT, -1);
+                continue;
+            }
+            if (err == SSL_ERROR_WANT_READ) {
+                wait_fd(fd_.get(), POLLIN, -1);
+                continue;
+            }
+            return fail_errno(errno ? errno : EPIPE, "TLS write");
+        }
+        return {};
+    }
+
+    void shutdown() override {
+        shut_ = true;
+        ::shutdown(fd_.get(), SHUT_RDWR);  // wakes a poll on either side
+    }
+
+private:
+    std::mutex mu_;
+    SSL* ssl_;
+    UniqueFd fd_;
+    std::atomic<bool> shut_ = false;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_file, const std::string& key_file) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) return fail("TLS context: {}", ssl_error_text());
+    std::shared_ptr<TlsContext> out(new TlsContext(ctx));
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1)
+        return fail("streaming TLS certificate {}: {}", cert_file, ssl_error_text());
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+        return fail("streaming TLS key {}: {}", key_file, ssl_error_text());
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return fail("streaming TLS key {} does not match certificate {}: {}", key_file, cert_file, ssl_error_text());
+    return out;
+}
+
+TlsContext::~TlsContext() {
+    SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
+}
+
+Result<std::unique_ptr<Conn>> tls_accept(TlsContext& ctx, UniqueFd fd) {
+    int flags = ::fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) < 0) return fail_sys("TLS: O_NONBLOCK");
+    SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ctx.native()));
+    if (!ssl) return fail("TLS: {}", ssl_error_text());
+    SSL_set_fd(ssl, fd.get());
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kHandshakeTimeoutMs);
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_accept(ssl);
+        if (r == 1) break;
+        int err = SSL_get_error(ssl, r);
+        int left = static_cast<int>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
+        if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && left > 0 &&
+            wait_fd(fd.get(), err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, left))
+            continue;
+        std::string why = err == SSL_ERROR_SSL ? ssl_error_text() : left <= 0 ? "timed out" : "connection closed";
+        SSL_free(ssl);
+        return fail("TLS handshake with a streaming client: {}", why);
+    }
+    return std::unique_ptr<Conn>(new TlsConn(ssl, std::move(fd)));
+}
+
+}  // namespace berth::stream
