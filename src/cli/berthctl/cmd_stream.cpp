@@ -226,8 +226,15 @@ int cmd_port_forward(const GlobalOptions& opts, const std::vector<std::string>& 
     v1::PortForwardRequest req;
     req.set_pod_sandbox_id(pod);
     for (const auto& f : forwards) req.add_port(f.remote);
-    auto new_url = [&]() -> Result<std::string> {
-        BERTH_ASSIGN(auto resp, client.runtime(&v1::RuntimeService::Stub::PortForward, "PortForward", req,
+    // A URL serves one connection. SPDY: for every port at once; WebSocket: one per forwarded connection, naming
+    // only its port (the server opens a channel pair, and dials, for every port of the request).
+    auto new_url = [&](std::optional<uint16_t> only) -> Result<std::string> {
+        v1::PortForwardRequest r = req;
+        if (only) {
+            r.clear_port();
+            r.add_port(*only);
+        }
+        BERTH_ASSIGN(auto resp, client.runtime(&v1::RuntimeService::Stub::PortForward, "PortForward", r,
                                                std::chrono::seconds(30)));
         return resp.url();
     };
@@ -237,7 +244,7 @@ int cmd_port_forward(const GlobalOptions& opts, const std::vector<std::string>& 
     auto spdy_session = [&]() -> Result<std::shared_ptr<stream::SpdyPortForward>> {
         std::lock_guard lk(spdy_mu);
         if (!spdy || spdy->closed()) {
-            BERTH_ASSIGN(std::string url, new_url());
+            BERTH_ASSIGN(std::string url, new_url(std::nullopt));
             BERTH_ASSIGN(auto s, stream::SpdyPortForward::connect(url));
             spdy = std::move(s);
         }
@@ -278,7 +285,7 @@ int cmd_port_forward(const GlobalOptions& opts, const std::vector<std::string>& 
                     auto s = spdy_session();
                     r = s ? (*s)->forward(std::move(c), remote) : Result<void>(std::unexpected(s.error()));
                 } else {
-                    auto url = new_url();
+                    auto url = new_url(remote);
                     r = url ? stream::websocket_port_forward(*url, std::move(c), remote)
                             : Result<void>(std::unexpected(url.error()));
                 }
