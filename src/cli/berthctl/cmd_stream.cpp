@@ -215,6 +215,13 @@ int cmd_port_forward(const GlobalOptions& opts, const std::vector<std::string>& 
         if (!parsed) return report(parsed.error());
         transport = *parsed;
     }
+    // SIGINT/SIGTERM end the forwarding through the signalfd below: blocked before any thread starts, so that no
+    // thread (the SPDY session's reader, say) takes them with their default action.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
     const std::string pod = p->positional[0];
     std::vector<Forward> forwards;
     for (size_t i = 1; i < p->positional.size(); ++i) {
@@ -257,11 +264,6 @@ int cmd_port_forward(const GlobalOptions& opts, const std::vector<std::string>& 
     for (const auto& f : forwards) std::printf("Forwarding from 127.0.0.1:%u -> %u\n", f.local, f.remote);
     std::fflush(stdout);
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
     UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC));
     std::vector<pollfd> pfds;
     for (const auto& f : forwards) pfds.push_back({f.listener.get(), POLLIN, 0});
