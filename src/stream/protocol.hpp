@@ -23,6 +23,13 @@ inline constexpr std::string_view kRemoteCommandV4 = "v4.channel.k8s.io";
 inline constexpr std::string_view kRemoteCommandV5 = "v5.channel.k8s.io";
 inline constexpr std::string_view kPortForwardProtocol = "portforward.k8s.io";
 
+// Port forwarding over WebSocket (kubelet's portforward/websocket.go): the sub-protocol is v4.channel.k8s.io
+// (binary; "v4.base64.channel.k8s.io" for text), the ports are "port" query parameters of the URL, and port i uses
+// channel 2i for data and 2i+1 for errors; the server's first message on each channel starts with the port as
+// 2 bytes, little endian.
+inline constexpr std::string_view kPortForwardWebSocketProtocol = "v4.channel.k8s.io";
+inline constexpr std::string_view kPortForwardWebSocketBase64Protocol = "v4.base64.channel.k8s.io";
+
 // SPDY stream headers (lower case on the wire).
 inline constexpr std::string_view kStreamTypeHeader = "streamtype";
 inline constexpr std::string_view kPortHeader = "port";

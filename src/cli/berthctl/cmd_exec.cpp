@@ -1,4 +1,4 @@
-// berthctl exec: ExecSync. Interactive exec (-i/-t) needs the streaming server and is refused until it exists.
+// berthctl exec: ExecSync; with -i, -t or --transport the Exec rpc and a streaming session (cmd_stream.cpp).
 #include <cstdio>
 
 #include "command.hpp"
@@ -12,12 +12,19 @@ int cmd_exec(const GlobalOptions& opts, const std::vector<std::string>& args) {
                                 {"-t|--tty", false},
                                 {"-it", false},
                                 {"-ti", false},
-                                {"-s|--sync", false}},
+                                {"-s|--sync", false},
+                                {"--transport", true}},
                                1);
     if (!p) return report(p.error());
-    if (p->has("--interactive") || p->has("--tty") || p->has("-it") || p->has("-ti"))
-        return report(Error(0, "exec -i/-t: not supported yet: needs streaming (Exec rpc); exec runs ExecSync"));
     if (p->positional.empty()) return report(Error(0, "exec: expected CONTAINER_ID [--] CMD [ARGS...]"));
+    bool streaming = p->has("--interactive") || p->has("--tty") || p->has("-it") || p->has("-ti") ||
+                     p->has("--transport");
+    if (streaming && !p->has("--sync")) {
+        std::vector<std::string> cmd(p->positional.begin() + 1, p->positional.end());
+        cmd.insert(cmd.end(), p->after_dashdash.begin(), p->after_dashdash.end());
+        if (cmd.empty()) return report(Error(0, "exec: no command given"));
+        return exec_streaming(opts, *p, cmd);
+    }
     v1::ExecSyncRequest req;
     req.set_container_id(p->positional[0]);
     for (size_t i = 1; i < p->positional.size(); ++i) req.add_cmd(p->positional[i]);

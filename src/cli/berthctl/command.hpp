@@ -46,6 +46,10 @@ int cmd_stats(const GlobalOptions& opts, const std::vector<std::string>& args);
 int cmd_logs(const GlobalOptions& opts, const std::vector<std::string>& args);
 int cmd_exec(const GlobalOptions& opts, const std::vector<std::string>& args);
 int cmd_run(const GlobalOptions& opts, const std::vector<std::string>& args);
+// cmd_stream.cpp: exec -i/-t (Exec rpc + streaming), attach, port-forward
+int exec_streaming(const GlobalOptions& opts, const ParsedArgs& p, const std::vector<std::string>& cmd);
+int cmd_attach(const GlobalOptions& opts, const std::vector<std::string>& args);
+int cmd_port_forward(const GlobalOptions& opts, const std::vector<std::string>& args);
 // cmd_images.cpp (CRI ImageService; `berthctl image ...` works on the store directly)
 int cmd_images(const GlobalOptions& opts, const std::vector<std::string>& args);
 int cmd_pull(const GlobalOptions& opts, const std::vector<std::string>& args);
