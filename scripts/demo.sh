@@ -10,7 +10,8 @@
 # snapshots with a writable upper dir) and runs a second container on it.
 #
 # Then (berthd_demo) it starts berthd on a temporary root and socket with that image imported and runs a pod
-# through `berthctl run`, showing its logs, then a detached one with pods/ps/exec/logs; everything is stopped on exit.
+# through `berthctl run`, showing its logs, then a detached one on a private CNI network with pods/ps/exec (its
+# address; stdin streamed through berthd's streaming server)/logs; everything is stopped on exit.
 #
 # Exits with the runtime's exit code (the first failing one). Everything it makes lives in one temp dir, removed
 # on exit with the container, the mount and the image store.
@@ -78,6 +79,8 @@ berthd_demo() {
             kill "$bd_pid" 2>/dev/null || true
             wait "$bd_pid" 2>/dev/null || true
         fi
+        # The demo network's bridge (made by the bridge plugin at the first pod; DEL leaves bridges in place).
+        ip link del berthdemo0 2>/dev/null || true
         cleanup
     }
     trap berthd_demo_cleanup EXIT
@@ -86,7 +89,26 @@ berthd_demo() {
     echo "=== a pod through berthd: berthctl run"
     echo "demo: $berthctl image import --root $bd_root $tmp/busybox.oci.tar"
     "$berthctl" image import --root "$bd_root" "$tmp/busybox.oci.tar"
-    : >"$tmp/berth.toml"  # the defaults, not the host's /etc/berth/berth.toml
+    # The defaults, not the host's /etc/berth/berth.toml, except the pod network: a private one of the demo's own
+    # (bridge berthdemo0 without a host address, 10.86.0.0/24, IP reservations under $tmp), so the demo neither
+    # uses nor changes the host's CNI networks.
+    mkdir -p "$tmp/net.d"
+    cat >"$tmp/net.d/10-demo.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "berth-demo",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "berthdemo0",
+      "isGateway": false,
+      "ipMasq": false,
+      "ipam": { "type": "host-local", "dataDir": "$tmp/ipam", "ranges": [[{ "subnet": "10.86.0.0/24" }]] }
+    }
+  ]
+}
+JSON
+    printf '[cni]\nconf_dir = "%s"\n' "$tmp/net.d" >"$tmp/berth.toml"
     echo "demo: $berthd --socket $bd_socket --root $bd_root --state-dir $bd_state"
     "$berthd" --config "$tmp/berth.toml" --socket "$bd_socket" --root "$bd_root" --state-dir "$bd_state" \
         2>"$tmp/berthd.log" &
@@ -121,6 +143,10 @@ berthd_demo() {
     "$berthctl" ps
     echo "demo: berthctl exec $ctr -- cat /etc/hostname"
     "$berthctl" exec "$ctr" -- cat /etc/hostname
+    echo "demo: berthctl exec $ctr -- ip -4 addr show eth0   (the pod's address on the demo's CNI bridge)"
+    "$berthctl" exec "$ctr" -- ip -4 addr show eth0
+    echo "demo: echo ... | berthctl exec -i $ctr -- wc -c   (stdin streamed to the container over SPDY)"
+    echo "these bytes travel over berthd's streaming server" | "$berthctl" exec -i "$ctr" -- wc -c
     echo "demo: berthctl logs $ctr"
     "$berthctl" logs "$ctr"
     "$berthctl" rmp --force "$pod"
