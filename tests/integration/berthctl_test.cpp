@@ -206,7 +206,8 @@ TEST_F(BerthctlTest, BadConfigFilesAndFlagsFailNamingTheCause) {
     EXPECT_NE(flag.err.find("ps: unknown flag --bogus"), std::string::npos) << flag.err;
     CommandResult it = berthctl({"exec", "-it", "someid", "sh"});
     EXPECT_EQ(it.exit_code, 1);
-    EXPECT_NE(it.err.find("not supported yet: needs streaming"), std::string::npos) << it.err;
+    // exec -it streams now: a missing container is named by the Exec rpc's answer.
+    EXPECT_NE(it.err.find("container someid not found"), std::string::npos) << it.err;
 }
 
 // ---- pods ----
