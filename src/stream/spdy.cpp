@@ -83,7 +83,7 @@ public:
     size_t chunk_off = 0;
     size_t buffered = 0;
     int64_t send_window = kDefaultWindow;
-    int64_t recv_window = kDefaultWindow;
+    int64_t recv_window = kStreamRecvWindow;
     int64_t unacked = 0;  // consumed by read() and not yet granted back
 };
 
@@ -127,7 +127,7 @@ public:
     std::string end_reason_;
     bool peer_flow_control_ = false;
     int64_t session_send_window_ = kDefaultWindow;
-    int64_t session_recv_window_ = kDefaultWindow;
+    int64_t session_recv_window_ = kSessionRecvWindow;
     int64_t session_unacked_ = 0;
     int64_t initial_send_window_ = kDefaultWindow;
 
@@ -255,17 +255,17 @@ void Core::check_drained_locked() {
 }
 
 void Core::grant_locked(StreamImpl* s, int64_t consumed, Frames& out) {
-    int64_t threshold = kDefaultWindow / 2;
+    // Granted back once a quarter of a window is consumed: the sender never runs dry while an update is on its way.
     if (s) {
         s->unacked += consumed;
-        if (s->unacked >= threshold && !s->remote_fin && s->reset_by == StreamImpl::Reset::none) {
+        if (s->unacked >= int64_t(kStreamRecvWindow / 4) && !s->remote_fin && s->reset_by == StreamImpl::Reset::none) {
             out.push_back(WindowUpdate{s->id_, uint32_t(s->unacked)});
             s->recv_window += s->unacked;
             s->unacked = 0;
         }
     }
     session_unacked_ += consumed;
-    if (session_unacked_ >= threshold) {
+    if (session_unacked_ >= int64_t(kSessionRecvWindow / 4)) {
         out.push_back(WindowUpdate{0, uint32_t(session_unacked_)});
         session_recv_window_ += session_unacked_;
         session_unacked_ = 0;
@@ -732,8 +732,11 @@ Result<std::unique_ptr<Session>> Session::start(std::unique_ptr<Conn> conn, Role
     if (!conn) return fail("spdy session: no connection");
     auto core = std::make_shared<Core>(std::move(conn), role);
     // SETTINGS first: it tells a peer of this implementation that we do flow control (see the top of this file).
-    BERTH_TRY_CTX(core->send(Settings{0, {{0, uint32_t(SettingId::initial_window_size), kDefaultWindow}}}),
+    BERTH_TRY_CTX(core->send(Settings{0, {{0, uint32_t(SettingId::initial_window_size), kStreamRecvWindow}}}),
                   "spdy session: send SETTINGS");
+    // The session window can only grow by a WINDOW_UPDATE of stream 0.
+    BERTH_TRY_CTX(core->send(WindowUpdate{0, kSessionRecvWindow - kDefaultWindow}),
+                  "spdy session: send the session's WINDOW_UPDATE");
     auto session = std::make_unique<SessionImpl>(core);
     session->start_reader(std::move(buffered));
     return session;

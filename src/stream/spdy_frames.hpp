@@ -30,6 +30,11 @@ inline constexpr uint32_t kMaxFrameLength = 0xffffff;     // 24-bit length field
 inline constexpr uint32_t kMaxStreamId = 0x7fffffff;      // 31 bits
 inline constexpr uint32_t kMaxWindow = 0x7fffffff;        // windows and deltas are 31-bit
 inline constexpr uint32_t kDefaultWindow = 64 * 1024;     // initial stream and session window
+// The receive windows this implementation announces (SETTINGS_INITIAL_WINDOW_SIZE for streams, a WINDOW_UPDATE of
+// stream 0 for the session, both sent first thing). With the 64 KiB default, every 32 KiB waited for a
+// WINDOW_UPDATE round trip through both ends' threads, which held a forwarded port to a fraction of loopback speed.
+inline constexpr uint32_t kStreamRecvWindow = 1024 * 1024;
+inline constexpr uint32_t kSessionRecvWindow = 8 * 1024 * 1024;
 // Limits of this implementation: a control frame longer than this, or a header block that inflates past
 // kMaxHeaderBlock, is a protocol error (kubelet's peers send a few hundred bytes).
 inline constexpr uint32_t kMaxControlFrameLength = 1024 * 1024;

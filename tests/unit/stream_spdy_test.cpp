@@ -314,8 +314,8 @@ TEST(SpdySession, SlowReaderBlocksTheWriter) {
         return bool((*c)->close_write());
     });
     std::this_thread::sleep_for(300ms);
-    // Nothing read yet: the writer stops at the stream's 64 KiB window.
-    EXPECT_LE(written.load(), size_t(kDefaultWindow));
+    // Nothing read yet: the writer stops at the stream's window (the one the reader announced).
+    EXPECT_LE(written.load(), size_t(kStreamRecvWindow));
     EXPECT_GT(written.load(), 0u);
     auto got = read_all(**ss);
     ASSERT_TRUE(got);
@@ -464,13 +464,22 @@ struct RawPeer {
         ASSERT_EQ(::write(fd.get(), wire.data(), wire.size()), ssize_t(wire.size()));
     }
     void send_raw(std::string_view bytes) { ASSERT_EQ(::write(fd.get(), bytes.data(), bytes.size()), ssize_t(bytes.size())); }
-    // The next frame from the session, or nullopt on EOF.
+    // The session's WINDOW_UPDATE of stream 0 that follows its SETTINGS (growing the session window), once seen.
+    std::optional<uint32_t> session_grant;
+    // The next frame from the session, or nullopt on EOF; the session's opening window grant is taken aside.
     std::optional<Frame> next() {
         for (;;) {
             auto r = dec.next();
             EXPECT_TRUE(r);
             if (!r) return std::nullopt;
-            if (*r) return std::move(**r);
+            if (*r) {
+                auto* w = std::get_if<WindowUpdate>(&**r);
+                if (w && w->stream_id == 0 && !session_grant) {
+                    session_grant = w->delta;
+                    continue;
+                }
+                return std::move(**r);
+            }
             char buf[65536];
             ssize_t n = ::read(fd.get(), buf, sizeof(buf));
             if (n <= 0) return std::nullopt;
@@ -549,24 +558,48 @@ TEST(SpdySession, PeerWithoutFlowControlIsNotWaitedFor) {
     EXPECT_TRUE(*in == big);
 }
 
-TEST(SpdySession, PeerOverrunningAnnouncedWindowIsAnError) {
-    // A peer that does flow control (it sent SETTINGS) and then sends past our 64 KiB window breaks the protocol.
+TEST(SpdySession, PeerOverrunningTheStreamWindowResetsTheStream) {
+    // A peer that does flow control (it sent SETTINGS) and then sends past the stream window we announced breaks
+    // that stream: RST_STREAM FLOW_CONTROL_ERROR (SPDY/3.1 2.6.8); the session goes on.
     RawPeer peer(Session::Role::server);
     ASSERT_TRUE(peer.next());
     peer.send(Settings{0, {{0, uint32_t(SettingId::initial_window_size), 65536}}});
     peer.send(SynStream{1, 0, 0, 0, 0, {}});
     ASSERT_TRUE(peer.next());  // SYN_REPLY
-    peer.send(DataFrame{1, 0, std::string(kDefaultWindow, 'x')});  // exactly the window: fine
-    peer.send(DataFrame{1, 0, "y"});                                // one byte too many
+    peer.send(DataFrame{1, 0, std::string(kStreamRecvWindow, 'x')});  // exactly the window: fine
+    peer.send(DataFrame{1, 0, "y"});                                  // one byte too many
+    auto f = peer.next();
+    ASSERT_TRUE(f);
+    auto* rst = std::get_if<RstStream>(&*f);
+    ASSERT_TRUE(rst) << "expected RST_STREAM";
+    EXPECT_EQ(rst->stream_id, 1u);
+    EXPECT_EQ(rst->status, uint32_t(RstStatus::flow_control_error));
+    EXPECT_FALSE(peer.session->closed());
+}
+
+TEST(SpdySession, PeerOverrunningTheSessionWindowIsAnError) {
+    // Past the session window we announced (its WINDOW_UPDATE of stream 0 after SETTINGS), summed over streams that
+    // each stay inside their own window: a session error, GOAWAY PROTOCOL_ERROR.
+    RawPeer peer(Session::Role::server);
+    ASSERT_TRUE(peer.next());
+    peer.send(Settings{0, {{0, uint32_t(SettingId::initial_window_size), 65536}}});
+    const uint32_t streams = kSessionRecvWindow / kStreamRecvWindow + 1;
+    for (uint32_t i = 0; i < streams; ++i) {
+        uint32_t id = 1 + 2 * i;
+        peer.send(SynStream{id, 0, 0, 0, 0, {}});
+        peer.send(DataFrame{id, 0, std::string(kStreamRecvWindow, 'x')});
+    }
     for (;;) {
         auto f = peer.next();
         ASSERT_TRUE(f) << "no GOAWAY before the end";
         if (auto* g = std::get_if<GoAway>(&*f)) {
             EXPECT_EQ(g->status, uint32_t(GoAwayStatus::protocol_error));
-            EXPECT_EQ(g->last_good_stream_id, 1u);
             break;
         }
     }
+    // The session had announced its window right after SETTINGS.
+    ASSERT_TRUE(peer.session_grant);
+    EXPECT_EQ(*peer.session_grant, kSessionRecvWindow - kDefaultWindow);
     peer.session->wait_closed();
 }
 
