@@ -23,12 +23,19 @@
 #include "stream/tokens.hpp"
 #include "stream/websocket.hpp"
 #include "stream_host_session.hpp"
+#include "../integration/stream_clients.hpp"
 
 namespace berth::stream {
 namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+// The clients the integration tests use against berthd serve here against the bare server.
+using test::SpdyClient;
+using test::sha256_hex;
+using test::spdy_connect;
+inline json run_client(const std::vector<std::string>& args) { return test::run_ws_client(args); }
+inline std::string read_all(spdy::Stream& st) { return test::spdy_read_all(st); }
 
 // ---- codecs ----
 
@@ -144,15 +151,6 @@ TEST(StreamRemoteCommand, ErrorStreamStatus) {
 
 // ---- the server against python3-websockets ----
 
-std::string sha256_hex(std::string_view data) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
-    return out;
-}
-
 std::string random_bytes(size_t n, unsigned seed) {
     std::mt19937 rng(seed);
     std::string s(n, '\0');
@@ -169,24 +167,6 @@ struct TestDir {
     }
     ~TestDir() { (void)remove_all(path); }
 };
-
-// Runs the python client; its JSON answer.
-json run_client(const std::vector<std::string>& args) {
-    // Debian's interpreter: python3-websockets is installed for it, not for a python3 earlier in $PATH.
-    std::string cmd = "/usr/bin/python3 " BERTH_SOURCE_DIR "/tests/tools/ws_stream_client.py";
-    for (const auto& a : args) cmd += " '" + a + "'";
-    cmd += " 2>&1";
-    FILE* f = ::popen(cmd.c_str(), "r");
-    if (!f) return json{{"popen", "failed"}};
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = ::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-    ::pclose(f);
-    auto j = json::parse(out, nullptr, false);
-    if (j.is_discarded()) return json{{"unparsed", out}};
-    return j;
-}
 
 // A TCP server on 127.0.0.1: each connection reads a request up to "\r\n\r\n" (or EOF), then sends `payload` and
 // closes; "ECHO\n" as the first line switches to echoing until EOF.
@@ -489,73 +469,11 @@ TEST_F(StreamServerTest, TlsWhenACertificateIsConfigured) {
 
 // ---- SPDY, with the spdy branch's Session as the client ----
 
-struct SpdyClient {
-    int status = 0;
-    std::string head;  // the HTTP answer's head
-    std::unique_ptr<spdy::Session> session;
-};
-
-// Connects to `url`, sends the upgrade with `protocols`, reads the answer; on 101 starts a client session.
-SpdyClient spdy_connect(const std::string& url, const std::vector<std::string>& protocols) {
-    SpdyClient c;
-    size_t host_start = url.find("://") + 3;
-    size_t path_start = url.find('/', host_start);
-    std::string hostport = url.substr(host_start, path_start - host_start);
-    uint16_t port = static_cast<uint16_t>(std::stoi(hostport.substr(hostport.rfind(':') + 1)));
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) return c;
-    // As Go clients (kubelet, kubectl) do: without it, small frames such as WINDOW_UPDATE wait for delayed ACKs.
-    int one = 1;
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    std::string req = "POST " + url.substr(path_start) + " HTTP/1.1\r\nHost: " + hostport +
-                      "\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n";
-    for (const auto& p : protocols) req += "X-Stream-Protocol-Version: " + p + "\r\n";
-    req += "\r\n";
-    if (!write_all(fd.get(), req)) return c;
-    std::string got;
-    char buf[4096];
-    size_t end;
-    while ((end = got.find("\r\n\r\n")) == std::string::npos) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n <= 0) break;
-        got.append(buf, n);
-    }
-    if (end == std::string::npos) {
-        c.head = got;
-        return c;
-    }
-    c.head = got.substr(0, end + 4);
-    c.status = std::stoi(c.head.substr(9, 3));
-    if (c.status != 101) {
-        // the body follows the head up to EOF (Connection: close)
-        for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) got.append(buf, n);
-        c.head = got;
-        return c;
-    }
-    auto s = spdy::Session::start(plain_conn(std::move(fd)), spdy::Session::Role::client, got.substr(end + 4));
-    if (s) c.session = std::move(*s);
-    return c;
-}
-
 std::shared_ptr<spdy::Stream> open_stream(spdy::Session& s, std::string_view type, spdy::Headers extra = {}) {
     extra.emplace_back(std::string(kStreamTypeHeader), std::string(type));
     auto r = s.open(extra);
     EXPECT_TRUE(r) << (r ? "" : r.error().message());
     return r ? *r : nullptr;
-}
-
-std::string read_all(spdy::Stream& st) {
-    std::string out;
-    char buf[65536];
-    for (;;) {
-        auto n = st.read(std::span<char>(buf, sizeof buf));
-        if (!n || *n == 0) return out;
-        out.append(buf, *n);
-    }
 }
 
 TEST_F(StreamServerTest, SpdyExecV4StdinStdoutStderrExitCode) {
