@@ -3,11 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/spawn.hpp"
 #include "common/unique_fd.hpp"
 #include "linux/pidfd.hpp"
 
@@ -21,12 +21,6 @@ constexpr size_t kOutputCap = 1 << 20;
 Result<ExecOutput> exec_plugin(const ExecRequest& r) {
     std::vector<std::string> env_strings;
     for (const auto& [k, v] : r.env) env_strings.push_back(k + "=" + v);
-    std::vector<char*> envp;
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::string arg0 = r.binary;
-    char* argv[] = {arg0.data(), nullptr};
-
     int p[2];
     // stdin is a socket: send(MSG_NOSIGNAL) to a plugin that exits without reading is EPIPE, never SIGPIPE, in
     // whatever process (berthd, a test, the benchmark) runs this.
@@ -38,30 +32,17 @@ Result<ExecOutput> exec_plugin(const ExecRequest& r) {
     if (::pipe2(p, O_CLOEXEC) < 0) return fail_sys("pipe");
     UniqueFd err_r(p[0]), err_w(p[1]);
 
-    // posix_spawn (clone with CLONE_VM|CLONE_VFORK in glibc): no copy of berthd's page tables per plugin, which
-    // a fork of the multi-threaded daemon pays on every ADD/DEL. The child gets 0-2, nothing else (closefrom),
-    // the default signal mask and dispositions.
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_adddup2(&fa, in_r.get(), 0);
-    posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
-    posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, r.binary.c_str(), &fa, &attr, argv, envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) return fail_errno(rc, "start plugin {}", r.binary);
+    // Spawned (no copy of berthd's page tables per plugin, as a fork of the daemon would make on every ADD/DEL):
+    // 0-2 and nothing else, the default signal mask and dispositions.
+    auto pid = spawn({.path = r.binary,
+                      .env = &env_strings,
+                      .stdin_fd = in_r.get(),
+                      .stdout_fd = out_w.get(),
+                      .stderr_fd = err_w.get(),
+                      .default_signals = true});
+    if (!pid) return fail_errno(pid.error().code(), "start plugin {}", r.binary);
     in_r.reset(), out_w.reset(), err_w.reset();
-    UniqueFd pidfd(sys::pidfd_open(pid));
+    UniqueFd pidfd(sys::pidfd_open(*pid));
 
     for (int fd : {in_w.get(), out_r.get(), err_r.get()}) ::fcntl(fd, F_SETFL, O_NONBLOCK);
     ExecOutput o;
@@ -108,7 +89,7 @@ Result<ExecOutput> exec_plugin(const ExecRequest& r) {
     }
     in_w.reset();
     int st = 0;
-    while (::waitpid(pid, &st, 0) < 0) {
+    while (::waitpid(*pid, &st, 0) < 0) {
         if (errno != EINTR) return fail_sys("wait for plugin {}", r.binary);
     }
     o.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);

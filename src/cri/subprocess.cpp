@@ -9,58 +9,19 @@
 #include <chrono>
 
 #include "common/fs.hpp"
+#include "common/spawn.hpp"
 #include "common/unique_fd.hpp"
 #include "linux/pidfd.hpp"
 
 namespace berth::cri {
-namespace {
-
-// Child side of spawn_process: only async-signal-safe calls (the parent has other threads).
-[[noreturn]] void exec_child(const SpawnOptions& o, char* const* argv, int null_fd) {
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    // Move every source fd above the highest target first, so a dup2 never clobbers a source still needed.
-    int targets[3] = {o.stdin_fd >= 0 ? o.stdin_fd : null_fd, o.stdout_fd >= 0 ? o.stdout_fd : null_fd,
-                      o.stderr_fd >= 0 ? o.stderr_fd : null_fd};
-    int high = 64;
-    for (const auto& [src, dst] : o.extra_fds) high = dst + 1 > high ? dst + 1 : high;
-    int moved[3];
-    for (int i = 0; i < 3; ++i) moved[i] = ::fcntl(targets[i], F_DUPFD, high);
-    int moved_extra[16];
-    size_t n = o.extra_fds.size() < 16 ? o.extra_fds.size() : 16;
-    for (size_t i = 0; i < n; ++i) moved_extra[i] = ::fcntl(o.extra_fds[i].first, F_DUPFD, high);
-    for (int i = 0; i < 3; ++i) ::dup2(moved[i], i);
-    for (size_t i = 0; i < n; ++i) ::dup2(moved_extra[i], o.extra_fds[i].second);
-    int keep = 2;
-    for (size_t i = 0; i < n; ++i) keep = o.extra_fds[i].second > keep ? o.extra_fds[i].second : keep;
-    // dup2'd fds have FD_CLOEXEC clear; everything above the highest kept one goes.
-    for (int fd = 3; fd <= keep; ++fd) {
-        bool wanted = false;
-        for (size_t i = 0; i < n; ++i) wanted = wanted || o.extra_fds[i].second == fd;
-        if (!wanted) ::close(fd);
-    }
-    ::close_range(static_cast<unsigned>(keep) + 1, ~0U, 0);
-    ::execv(argv[0], argv);
-    ::_exit(127);
-}
-
-}  // namespace
-
 Result<pid_t> spawn_process(const SpawnOptions& o) {
     if (o.argv.empty()) return fail("spawn: no command");
-    if (o.extra_fds.size() > 16) return fail("spawn {}: too many fds", o.argv[0]);
-    std::vector<std::string> args = o.argv;
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
-    if (!null) return fail_sys("open /dev/null");
-    pid_t pid = ::fork();
-    if (pid < 0) return fail_sys("fork for {}", o.argv[0]);
-    if (pid == 0) exec_child(o, argv.data(), null.get());
-    return pid;
+    return spawn({.path = o.argv[0],
+                  .argv = o.argv,
+                  .stdin_fd = o.stdin_fd,
+                  .stdout_fd = o.stdout_fd,
+                  .stderr_fd = o.stderr_fd,
+                  .extra_fds = o.extra_fds});
 }
 
 Result<int> wait_process(pid_t pid) {

@@ -24,7 +24,8 @@ struct SpawnOptions {
     std::vector<std::pair<int, int>> extra_fds;  // (fd in berthd, fd number in the child), numbers above 2
 };
 
-// fork + exec; the pid of the child.
+// Spawns the child (common/spawn.hpp: posix_spawn, no fork of berthd); its pid. A program that cannot be executed
+// is an error here.
 [[nodiscard]] Result<pid_t> spawn_process(const SpawnOptions& o);
 // Waits for `pid`; its exit code, or 128+signal.
 [[nodiscard]] Result<int> wait_process(pid_t pid);

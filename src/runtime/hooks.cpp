@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "common/spawn.hpp"
 #include "common/unique_fd.hpp"
 #include "linux/pidfd.hpp"
 
@@ -94,78 +94,19 @@ private:
     sigset_t set_{}, old_{};
 };
 
-class SpawnAttr {
-public:
-    SpawnAttr() { ok_ = ::posix_spawnattr_init(&attr_) == 0; }
-    SpawnAttr(const SpawnAttr&) = delete;
-    SpawnAttr& operator=(const SpawnAttr&) = delete;
-    ~SpawnAttr() {
-        if (ok_) ::posix_spawnattr_destroy(&attr_);
-    }
-    bool ok() const { return ok_; }
-    posix_spawnattr_t* get() { return &attr_; }
-
-private:
-    posix_spawnattr_t attr_;
-    bool ok_ = false;
-};
-
-class SpawnActions {
-public:
-    SpawnActions() { ok_ = ::posix_spawn_file_actions_init(&actions_) == 0; }
-    SpawnActions(const SpawnActions&) = delete;
-    SpawnActions& operator=(const SpawnActions&) = delete;
-    ~SpawnActions() {
-        if (ok_) ::posix_spawn_file_actions_destroy(&actions_);
-    }
-    bool ok() const { return ok_; }
-    posix_spawn_file_actions_t* get() { return &actions_; }
-
-private:
-    posix_spawn_file_actions_t actions_;
-    bool ok_ = false;
-};
-
-// Starts the hook with its stdio on the given pipe ends. Returns the pid.
+// Starts the hook with its stdio on the given pipe ends, in a process group of its own, every signal at its
+// default, with exactly the hook's environment. Returns the pid.
 Result<pid_t> spawn_hook(const spec::Hook& hook, int in, int out, int err) {
-    std::vector<char*> argv;
-    if (hook.args.empty()) {
-        argv.push_back(const_cast<char*>(hook.path.c_str()));
-    } else {
-        for (const auto& a : hook.args) argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (const auto& e : hook.env) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-
-    SpawnActions actions;
-    SpawnAttr attr;
-    if (!actions.ok() || !attr.ok()) return fail_errno(ENOMEM, "prepare spawn");
-    int rc = 0;
-    // dup2 clears FD_CLOEXEC on the targets; closefrom(3) then leaves nothing else (fds without O_CLOEXEC from
-    // other code included).
-    if ((rc = ::posix_spawn_file_actions_adddup2(actions.get(), in, 0)) != 0 ||
-        (rc = ::posix_spawn_file_actions_adddup2(actions.get(), out, 1)) != 0 ||
-        (rc = ::posix_spawn_file_actions_adddup2(actions.get(), err, 2)) != 0 ||
-        (rc = ::posix_spawn_file_actions_addclosefrom_np(actions.get(), 3)) != 0)
-        return fail_errno(rc, "prepare spawn file actions");
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    if ((rc = ::posix_spawnattr_setflags(
-             attr.get(), POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)) != 0 ||
-        (rc = ::posix_spawnattr_setsigmask(attr.get(), &none)) != 0 ||
-        (rc = ::posix_spawnattr_setsigdefault(attr.get(), &all)) != 0 ||
-        (rc = ::posix_spawnattr_setpgroup(attr.get(), 0)) != 0)
-        return fail_errno(rc, "prepare spawn attributes");
-
-    pid_t pid = -1;
-    rc = ::posix_spawn(&pid, hook.path.c_str(), actions.get(), attr.get(), argv.data(), envp.data());
-    if (rc != 0) return fail_errno(rc, "exec");
-    return pid;
+    auto pid = spawn({.path = hook.path,
+                      .argv = hook.args,
+                      .env = &hook.env,
+                      .stdin_fd = in,
+                      .stdout_fd = out,
+                      .stderr_fd = err,
+                      .default_signals = true,
+                      .new_process_group = true});
+    if (!pid) return fail_errno(pid.error().code(), "exec");
+    return *pid;
 }
 
 // Reads what is available without blocking. Returns false once the pipe reports EOF or an error.
