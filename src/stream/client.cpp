@@ -78,11 +78,11 @@ void Canceller::cancel() {
 }
 
 void copy_stream_to_fd(spdy::Stream& s, int fd) {
-    char buf[32 * 1024];
+    std::string chunk;
     for (;;) {
-        auto n = s.read(buf);
+        auto n = s.read_chunk(chunk);
         if (!n || *n == 0) return;
-        if (!write_fd(fd, std::span<const char>(buf, *n))) {
+        if (!write_fd(fd, chunk)) {
             s.reset(spdy::RstStatus::cancel);
             return;
         }

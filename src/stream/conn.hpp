@@ -21,8 +21,13 @@ public:
     [[nodiscard]] virtual Result<size_t> read(std::span<char> buf) = 0;
     // Writes every byte (retrying short writes and EINTR).
     [[nodiscard]] virtual Result<void> write_all(std::span<const char> buf) = 0;
+    // Writes `head` then `body` as one: a frame header and its payload without copying them together first.
+    [[nodiscard]] virtual Result<void> write_all(std::span<const char> head, std::span<const char> body);
     // Ends the connection in both directions; reads and writes after it fail, a blocked read returns.
     virtual void shutdown() = 0;
+    // The socket under the connection when bytes written to it reach the peer as they are (no TLS), so a writer
+    // may splice into it in its turn; -1 otherwise.
+    virtual int splice_fd() const { return -1; }
 };
 
 // A Conn over a connected stream socket (takes ownership).

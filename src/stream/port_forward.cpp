@@ -18,7 +18,7 @@
 namespace berth::stream {
 namespace {
 
-constexpr size_t kCopyBuffer = 64 * 1024;
+constexpr size_t kCopyBuffer = 1024 * 1024;
 constexpr auto kCloseGrace = std::chrono::seconds(5);
 
 std::string forward_error(uint16_t port, const std::string& pod_id, const std::string& why) {
@@ -177,9 +177,9 @@ void forward_pair(std::shared_ptr<spdy::Stream> data, std::shared_ptr<spdy::Stre
     int sock = fd->get();
     // client -> pod; a FIN from the client half-closes the TCP connection.
     std::thread up([&] {
-        std::vector<char> buf(kCopyBuffer);
+        std::string chunk;
         for (;;) {
-            auto n = data->read(std::span<char>(buf.data(), buf.size()));
+            auto n = data->read_chunk(chunk);
             if (!n) {
                 ::shutdown(sock, SHUT_RDWR);
                 return;
@@ -188,21 +188,22 @@ void forward_pair(std::shared_ptr<spdy::Stream> data, std::shared_ptr<spdy::Stre
                 ::shutdown(sock, SHUT_WR);
                 return;
             }
-            if (!write_fd(sock, std::string_view(buf.data(), *n))) {
+            if (!write_fd(sock, chunk)) {
                 data->reset(spdy::RstStatus::cancel);
                 return;
             }
         }
     });
-    // pod -> client; the pod's EOF half-closes the data stream.
-    std::vector<char> buf(kCopyBuffer);
+    // pod -> client (spliced: the bytes do not pass through berthd's memory); the pod's EOF half-closes the data
+    // stream.
     for (;;) {
-        ssize_t n = read_fd(sock, buf.data(), buf.size());
-        if (n == 0) {
+        auto n = data->write_from(sock, kCopyBuffer);
+        if (n && *n == 0) {
             (void)data->close_write();
             break;
         }
-        if (n < 0 || !data->write(std::span<const char>(buf.data(), n))) {
+        if (!n) {
+            log::debug("streaming: port-forward to pod {} port {}: {}", pod_id, port, n.error().message());
             data->reset(spdy::RstStatus::cancel);
             break;
         }

@@ -590,6 +590,10 @@ private:
         explicit BorrowedConn(Conn& c) : c_(c) {}
         Result<size_t> read(std::span<char> buf) override { return c_.read(buf); }
         Result<void> write_all(std::span<const char> buf) override { return c_.write_all(buf); }
+        Result<void> write_all(std::span<const char> head, std::span<const char> body) override {
+            return c_.write_all(head, body);
+        }
+        int splice_fd() const override { return c_.splice_fd(); }
         void shutdown() override { c_.shutdown(); }
 
     private:

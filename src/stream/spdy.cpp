@@ -11,6 +11,10 @@
 // unbounded buffering.
 #include "stream/spdy.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -27,10 +31,15 @@ namespace berth::stream::spdy {
 
 namespace {
 
-constexpr size_t kMaxDataChunk = 16 * 1024;
+// DATA frames carry up to this much: large enough that per-frame costs (a lock, a wakeup, a syscall) stay small
+// next to the copying, small enough that streams sharing the session take turns.
+constexpr size_t kMaxDataChunk = 256 * 1024;
 constexpr size_t kUnflowedBufferLimit = 1024 * 1024;
 constexpr size_t kAcceptBacklog = 1024;
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kSplicePipeSize = 1024 * 1024;
+constexpr size_t kDirectReadMin = 16 * 1024;  // DATA payloads from this size are read straight into their chunk
+constexpr size_t kMaxSpare = 8;                // chunk buffers kept for reuse per session  // the least room the reader reads into (it takes what fits)
 
 std::string_view rst_name(uint32_t status) {
     switch (RstStatus(status)) {
@@ -63,7 +72,9 @@ public:
         return {};
     }
     Result<size_t> read(std::span<char> buf) override;
+    Result<size_t> read_chunk(std::string& out) override;
     Result<void> write(std::span<const char> data) override;
+    Result<size_t> write_from(int fd, size_t max) override;
     Result<void> close_write() override;
     void reset(RstStatus status) override;
 
@@ -85,6 +96,17 @@ public:
     int64_t send_window = kDefaultWindow;
     int64_t recv_window = kStreamRecvWindow;
     int64_t unacked = 0;  // consumed by read() and not yet granted back
+
+    // Only the stream's writer uses these.
+    UniqueFd splice_r, splice_w;  // write_from's pipe
+    std::vector<char> copy_buf;    // write_from's buffer where it cannot splice
+
+private:
+    // Waits until data, the peer's FIN, a reset or the session's end; true when data is buffered (or `want_none`),
+    // false at the FIN, an error otherwise. Core::mu_ held.
+    [[nodiscard]] Result<bool> wait_readable_locked(std::unique_lock<std::mutex>& lk, bool want_none);
+    // Waits for send window and takes up to `want` bytes of it (of both the stream's and the session's).
+    [[nodiscard]] Result<size_t> reserve(size_t want);
 };
 
 class Core : public std::enable_shared_from_this<Core> {
@@ -98,6 +120,9 @@ public:
     void end(std::string reason);
     [[nodiscard]] Result<void> send(const Frame& f);
     [[nodiscard]] Result<void> send_data(StreamImpl& s, std::span<const char> data, uint8_t flags);
+    // A DATA frame whose `n` bytes of payload wait in `pipe` (spliced to the socket, not copied).
+    [[nodiscard]] Result<void> send_data_spliced(StreamImpl& s, int pipe, size_t n);
+    bool can_splice() const { return conn_->splice_fd() >= 0; }
     [[nodiscard]] Result<std::shared_ptr<Stream>> accept(std::chrono::milliseconds timeout);
     [[nodiscard]] Result<std::shared_ptr<Stream>> open(const Headers& headers);
     [[nodiscard]] Result<std::chrono::microseconds> ping();
@@ -133,6 +158,23 @@ public:
 
     [[nodiscard]] std::unexpected<Error> ended_error(std::string_view what) const {
         return fail_errno(EPIPE, "{}: spdy session ended ({})", what, end_reason_);
+    }
+    // Chunk buffers handed back by read_chunk(), for the reader to receive DATA payloads into: a large payload in
+    // a fresh allocation costs page faults and zeroing on every frame (glibc maps such blocks anew each time).
+    std::vector<std::string> spare_;  // mu_
+    std::string take_spare() {
+        std::lock_guard lk(mu_);
+        if (spare_.empty()) return {};
+        std::string s = std::move(spare_.back());
+        spare_.pop_back();
+        return s;
+    }
+    void give_spare(std::string s) {
+        std::lock_guard lk(mu_);
+        give_spare_locked(std::move(s));
+    }
+    void give_spare_locked(std::string s) {
+        if (s.capacity() >= kDirectReadMin && spare_.size() < kMaxSpare) spare_.push_back(std::move(s));
     }
     // Grants consumed bytes back to the peer once half a window has accumulated; the frames to send are appended.
     void grant_locked(StreamImpl* s, int64_t consumed, std::vector<Frame>& out);
@@ -207,13 +249,44 @@ Result<void> Core::send_data(StreamImpl& s, std::span<const char> data, uint8_t 
         if (s.reset_by != StreamImpl::Reset::none)
             return fail_errno(ECONNRESET, "write to stream {}: stream was reset", s.id_);
     }
-    std::string wire;
-    wire.reserve(kFrameHeaderSize + data.size());
-    FrameEncoder::data_header(s.id_, flags, uint32_t(data.size()), wire);
-    wire.append(data.data(), data.size());
-    if (auto r = conn_->write_all(wire); !r) {
+    std::string header;
+    FrameEncoder::data_header(s.id_, flags, uint32_t(data.size()), header);
+    if (auto r = conn_->write_all(header, data); !r) {
         end(r.error().message());
         return std::unexpected(std::move(r).error().wrap(fmt::format("write to stream {}", s.id_)));
+    }
+    return {};
+}
+
+Result<void> Core::send_data_spliced(StreamImpl& s, int pipe, size_t n) {
+    std::lock_guard wl(write_mu_);
+    {
+        std::lock_guard lk(mu_);
+        if (ended_) return ended_error(fmt::format("write to stream {}", s.id_));
+        if (s.reset_by != StreamImpl::Reset::none)
+            return fail_errno(ECONNRESET, "write to stream {}: stream was reset", s.id_);
+    }
+    int sock = conn_->splice_fd();
+    if (sock < 0) return ended_error(fmt::format("write to stream {}", s.id_));
+    std::string header;
+    FrameEncoder::data_header(s.id_, 0, uint32_t(n), header);
+    auto broken = [&](std::string_view what) -> std::unexpected<Error> {
+        auto err = fail_sys("write to stream {}: {}", s.id_, what);
+        end(err.error().message());
+        return err;
+    };
+    // MSG_MORE: the header leaves in one segment with the payload that follows.
+    for (size_t off = 0; off < header.size();) {
+        ssize_t k = ::send(sock, header.data() + off, header.size() - off, MSG_NOSIGNAL | MSG_MORE);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return broken("send frame header");
+        off += size_t(k);
+    }
+    while (n > 0) {
+        ssize_t k = ::splice(pipe, nullptr, sock, nullptr, n, SPLICE_F_MOVE);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return broken("splice payload");
+        n -= size_t(k);
     }
     return {};
 }
@@ -480,7 +553,34 @@ bool Core::handle(Frame& frame, Frames& out, std::string& error, std::unique_loc
 void Core::run_reader(std::string buffered) {
     FrameDecoder decoder;
     decoder.feed(buffered);
-    std::vector<char> buf(kReadChunk);
+    // Handles one frame; false when the reader must stop.
+    auto dispatch = [&](Frame& frame) {
+        Frames out;
+        std::string error;
+        bool ok;
+        {
+            std::unique_lock lk(mu_);
+            if (ended_) return false;
+            ok = handle(frame, out, error, lk);
+        }
+        send_all(out);
+        if (!ok) protocol_error(error);
+        return ok;
+    };
+    // Reads at least one byte into `buf`; false (the session ended) at EOF or an error.
+    auto read_some = [&](std::span<char> buf, size_t* got, bool mid_frame) {
+        auto n = conn_->read(buf);
+        if (!n) {
+            end(n.error().message());
+            return false;
+        }
+        if (*n == 0) {
+            end(mid_frame ? "connection closed by the peer in the middle of a frame" : "connection closed by the peer");
+            return false;
+        }
+        *got = *n;
+        return true;
+    };
     for (;;) {
         for (;;) {
             auto next = decoder.next();
@@ -489,31 +589,30 @@ void Core::run_reader(std::string buffered) {
                 return;
             }
             if (!*next) break;
-            Frames out;
-            std::string error;
-            bool ok;
-            {
-                std::unique_lock lk(mu_);
-                if (ended_) return;
-                ok = handle(**next, out, error, lk);
+            if (!dispatch(**next)) return;
+        }
+        // A large DATA frame still arriving: the rest of its payload is read straight into the chunk the stream
+        // will hold, not through the decoder's buffer (one copy less per byte).
+        std::string buffer = take_spare();
+        if (auto partial = decoder.take_partial_data(kDirectReadMin, buffer)) {
+            std::string& data = partial->data;
+            size_t have = data.size();
+            data.resize_and_overwrite(partial->length, [](char*, size_t n) { return n; });
+            while (have < data.size()) {
+                size_t n;
+                if (!read_some(std::span<char>(data.data() + have, data.size() - have), &n, true)) return;
+                have += n;
             }
-            send_all(out);
-            if (!ok) {
-                protocol_error(error);
-                return;
-            }
+            Frame frame{DataFrame{partial->stream_id, partial->flags, std::move(data)}};
+            if (!dispatch(frame)) return;
+            continue;
         }
-        auto n = conn_->read(buf);
-        if (!n) {
-            end(n.error().message());
-            return;
-        }
-        if (*n == 0) {
-            end(decoder.buffered() ? "connection closed by the peer in the middle of a frame"
-                                   : "connection closed by the peer");
-            return;
-        }
-        decoder.feed(std::span<const char>(buf.data(), *n));
+        give_spare(std::move(buffer));
+        size_t n;
+        // At most kReadChunk at a time: a large DATA frame's payload beyond it is read straight into its chunk
+        // (above) rather than copied out of the decoder's buffer.
+        if (!read_some(decoder.space(kReadChunk).first(kReadChunk), &n, decoder.buffered() > 0)) return;
+        decoder.commit(n);
     }
 }
 
@@ -590,72 +689,136 @@ void Core::goaway() {
 
 // ---- StreamImpl ----
 
+Result<bool> StreamImpl::wait_readable_locked(std::unique_lock<std::mutex>& lk, bool want_none) {
+    Core& c = *core_;
+    c.cv_.wait(lk, [&] { return buffered > 0 || remote_fin || reset_by != Reset::none || c.ended_ || want_none; });
+    if (reset_by == Reset::local) return fail_errno(ECONNRESET, "read stream {}: stream was reset", id_);
+    // Data received before the peer's FIN, RST or the session's end is still delivered.
+    if (buffered > 0 && !want_none) return true;
+    if (remote_fin || want_none) return false;
+    if (reset_by == Reset::remote)
+        return fail_errno(ECONNRESET, "read stream {}: reset by the peer ({})", id_, rst_name(reset_status));
+    return c.ended_error(fmt::format("read stream {}", id_));
+}
+
 Result<size_t> StreamImpl::read(std::span<char> buf) {
     Core& c = *core_;
     std::vector<Frame> out;
     size_t n = 0;
     {
         std::unique_lock lk(c.mu_);
-        c.cv_.wait(lk, [&] {
-            return buffered > 0 || remote_fin || reset_by != Reset::none || c.ended_ || buf.empty();
-        });
-        if (reset_by == Reset::local) return fail_errno(ECONNRESET, "read stream {}: stream was reset", id_);
-        if (buffered > 0 && !buf.empty()) {
-            // Data received before the peer's FIN, RST or the session's end is still delivered.
-            while (n < buf.size() && !chunks.empty()) {
-                std::string& front = chunks.front();
-                size_t take = std::min(buf.size() - n, front.size() - chunk_off);
-                std::memcpy(buf.data() + n, front.data() + chunk_off, take);
-                n += take;
-                chunk_off += take;
-                if (chunk_off == front.size()) {
-                    chunks.pop_front();
-                    chunk_off = 0;
-                }
+        BERTH_ASSIGN(bool data, wait_readable_locked(lk, buf.empty()));
+        if (!data) return 0;
+        while (n < buf.size() && !chunks.empty()) {
+            std::string& front = chunks.front();
+            size_t take = std::min(buf.size() - n, front.size() - chunk_off);
+            std::memcpy(buf.data() + n, front.data() + chunk_off, take);
+            n += take;
+            chunk_off += take;
+            if (chunk_off == front.size()) {
+                chunks.pop_front();
+                chunk_off = 0;
             }
-            buffered -= n;
-            c.grant_locked(this, int64_t(n), out);
-            c.cv_.notify_all();  // the reader thread may wait for this stream to drain
-        } else if (remote_fin || buf.empty()) {
-            return 0;
-        } else if (reset_by == Reset::remote) {
-            return fail_errno(ECONNRESET, "read stream {}: reset by the peer ({})", id_, rst_name(reset_status));
-        } else {
-            return c.ended_error(fmt::format("read stream {}", id_));
         }
+        buffered -= n;
+        c.grant_locked(this, int64_t(n), out);
+        c.cv_.notify_all();  // the reader thread may wait for this stream to drain
     }
     for (const auto& f : out)
         if (!c.send(f)) break;  // the session is over; the data read is still good
     return n;
 }
 
-Result<void> StreamImpl::write(std::span<const char> data) {
+Result<size_t> StreamImpl::read_chunk(std::string& chunk) {
     Core& c = *core_;
-    size_t off = 0;
-    while (off < data.size()) {
-        size_t n;
-        {
-            std::unique_lock lk(c.mu_);
-            c.cv_.wait(lk, [&] {
-                return reset_by != Reset::none || c.ended_ || local_fin || !c.peer_flow_control_ ||
-                       (send_window > 0 && c.session_send_window_ > 0);
-            });
-            if (reset_by != Reset::none)
-                return fail_errno(ECONNRESET, "write to stream {}: stream was reset{}", id_,
-                                  reset_by == Reset::remote ? fmt::format(" by the peer ({})", rst_name(reset_status))
-                                                            : "");
-            if (c.ended_) return c.ended_error(fmt::format("write to stream {}", id_));
-            if (local_fin) return fail_errno(EPIPE, "write to stream {}: already closed for writing", id_);
-            n = std::min(data.size() - off, kMaxDataChunk);
-            if (c.peer_flow_control_) n = size_t(std::min<int64_t>({int64_t(n), send_window, c.session_send_window_}));
-            // Windows are counted even before the peer shows flow control, so they are right if it does later.
-            send_window -= int64_t(n);
-            c.session_send_window_ -= int64_t(n);
+    std::vector<Frame> out;
+    {
+        std::unique_lock lk(c.mu_);
+        BERTH_ASSIGN(bool data, wait_readable_locked(lk, false));
+        if (!data) {
+            chunk.clear();
+            return 0;
         }
-        BERTH_TRY(c.send_data(*this, data.subspan(off, n), 0));
+        // The caller's previous chunk (consumed by now) goes back to the reader for a later payload.
+        if (chunk_off == 0) {
+            std::swap(chunk, chunks.front());
+            c.give_spare_locked(std::move(chunks.front()));
+        } else {
+            chunk.assign(chunks.front(), chunk_off);
+        }
+        chunks.pop_front();
+        chunk_off = 0;
+        buffered -= chunk.size();
+        c.grant_locked(this, int64_t(chunk.size()), out);
+        c.cv_.notify_all();
+    }
+    for (const auto& f : out)
+        if (!c.send(f)) break;
+    return chunk.size();
+}
+
+Result<size_t> StreamImpl::reserve(size_t want) {
+    Core& c = *core_;
+    std::unique_lock lk(c.mu_);
+    c.cv_.wait(lk, [&] {
+        return reset_by != Reset::none || c.ended_ || local_fin || !c.peer_flow_control_ ||
+               (send_window > 0 && c.session_send_window_ > 0);
+    });
+    if (reset_by != Reset::none)
+        return fail_errno(ECONNRESET, "write to stream {}: stream was reset{}", id_,
+                          reset_by == Reset::remote ? fmt::format(" by the peer ({})", rst_name(reset_status)) : "");
+    if (c.ended_) return c.ended_error(fmt::format("write to stream {}", id_));
+    if (local_fin) return fail_errno(EPIPE, "write to stream {}: already closed for writing", id_);
+    size_t n = std::min(want, kMaxDataChunk);
+    if (c.peer_flow_control_) n = size_t(std::min<int64_t>({int64_t(n), send_window, c.session_send_window_}));
+    // Windows are counted even before the peer shows flow control, so they are right if it does later.
+    send_window -= int64_t(n);
+    c.session_send_window_ -= int64_t(n);
+    return n;
+}
+
+Result<void> StreamImpl::write(std::span<const char> data) {
+    for (size_t off = 0; off < data.size();) {
+        BERTH_ASSIGN(size_t n, reserve(data.size() - off));
+        BERTH_TRY(core_->send_data(*this, data.subspan(off, n), 0));
         off += n;
     }
     return {};
+}
+
+Result<size_t> StreamImpl::write_from(int fd, size_t max) {
+    if (max == 0) return 0;
+    if (!core_->can_splice()) {
+        copy_buf.resize(std::min<size_t>(max, kSplicePipeSize));
+        ssize_t n;
+        while ((n = ::read(fd, copy_buf.data(), copy_buf.size())) < 0 && errno == EINTR) {
+        }
+        if (n < 0) return fail_sys("write to stream {}: read from fd {}", id_, fd);
+        BERTH_TRY(write(std::span<const char>(copy_buf.data(), size_t(n))));
+        return size_t(n);
+    }
+    if (!splice_r) {
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) < 0) return fail_sys("write to stream {}: pipe", id_);
+        splice_r.reset(p[0]), splice_w.reset(p[1]);
+        (void)::fcntl(p[1], F_SETPIPE_SZ, int(kSplicePipeSize));  // best effort; the default is 64 KiB
+    }
+    ssize_t got;
+    while ((got = ::splice(fd, nullptr, splice_w.get(), nullptr, max, SPLICE_F_MOVE)) < 0 && errno == EINTR) {
+    }
+    if (got < 0) return fail_sys("write to stream {}: splice from fd {}", id_, fd);
+    // What is left in the pipe after a failure belongs to no frame: a later call starts with a fresh pipe.
+    auto drop_pipe = [&](Error e) -> std::unexpected<Error> {
+        splice_r.reset(), splice_w.reset();
+        return std::unexpected(std::move(e));
+    };
+    for (size_t left = size_t(got); left > 0;) {
+        auto n = reserve(left);
+        if (!n) return drop_pipe(std::move(n).error());
+        if (auto r = core_->send_data_spliced(*this, splice_r.get(), *n); !r) return drop_pipe(std::move(r).error());
+        left -= *n;
+    }
+    return size_t(got);
 }
 
 Result<void> StreamImpl::close_write() {

@@ -65,6 +65,13 @@ public:
     [[nodiscard]] virtual Result<size_t> read(std::span<char> buf) = 0;
     // Sends all of `data` in DATA frames, blocking while the send window is empty.
     [[nodiscard]] virtual Result<void> write(std::span<const char> data) = 0;
+    // Waits until `fd` (a socket or pipe, blocking) has bytes and sends what it has, up to `max`, in DATA frames;
+    // the count, 0 at fd's end of file. Over a plain socket the bytes are spliced through a pipe and never copied
+    // into this process (port-forward's pod-to-client direction); otherwise they are read and written.
+    [[nodiscard]] virtual Result<size_t> write_from(int fd, size_t max) = 0;
+    // Like read(), but takes whole received chunks without copying them (for relaying): `out` is replaced by at
+    // least one byte of the peer's data; 0 at the peer's FIN.
+    [[nodiscard]] virtual Result<size_t> read_chunk(std::string& out) = 0;
     // Half-closes our side (FIN). Idempotent.
     [[nodiscard]] virtual Result<void> close_write() = 0;
     // RST_STREAM: ends the stream both ways; blocked calls on it return errors.

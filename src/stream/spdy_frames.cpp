@@ -258,20 +258,48 @@ Result<void> FrameEncoder::encode(const Frame& frame, std::string& out) {
 }
 
 void FrameDecoder::feed(std::span<const char> bytes) {
-    if (pos_ > 0 && pos_ == buf_.size()) {
-        buf_.clear();
-        pos_ = 0;
-    } else if (pos_ > 64 * 1024 && pos_ > buf_.size() / 2) {
-        buf_.erase(0, pos_);
+    std::span<char> room = space(bytes.size());
+    std::memcpy(room.data(), bytes.data(), bytes.size());
+    commit(bytes.size());
+}
+
+std::span<char> FrameDecoder::space(size_t min) {
+    if (pos_ == end_) pos_ = end_ = 0;
+    if (cap_ - end_ < min && pos_ > 0) {
+        // Only the unparsed tail (at most one partial frame) moves to the front.
+        std::memmove(buf_.get(), buf_.get() + pos_, end_ - pos_);
+        end_ -= pos_;
         pos_ = 0;
     }
-    buf_.append(bytes.data(), bytes.size());
+    if (cap_ - end_ < min) {
+        size_t cap = std::max({cap_ * 2, end_ + min, size_t(64 * 1024)});
+        auto grown = std::make_unique_for_overwrite<char[]>(cap);
+        if (end_) std::memcpy(grown.get(), buf_.get(), end_);
+        buf_ = std::move(grown);
+        cap_ = cap;
+    }
+    return {buf_.get() + end_, cap_ - end_};
+}
+
+std::optional<FrameDecoder::PartialData> FrameDecoder::take_partial_data(size_t min_length, std::string& buffer) {
+    if (failed_ || buffered() < kFrameHeaderSize) return std::nullopt;
+    const char* h = buf_.get() + pos_;
+    uint32_t w0 = get32(h), w1 = get32(h + 4);
+    uint32_t length = w1 & kMaxFrameLength;
+    uint32_t id = w0 & kMaxStreamId;
+    if ((w0 & 0x80000000u) != 0 || id == 0 || length < min_length || buffered() >= kFrameHeaderSize + length)
+        return std::nullopt;
+    PartialData p{.stream_id = id, .flags = uint8_t(w1 >> 24), .length = length, .data = std::move(buffer)};
+    p.data.reserve(length);
+    p.data.assign(h + kFrameHeaderSize, buffered() - kFrameHeaderSize);
+    pos_ = end_ = 0;
+    return p;
 }
 
 Result<std::optional<Frame>> FrameDecoder::next() {
     if (failed_) return fail("spdy: frame decoder failed earlier");
     if (buffered() < kFrameHeaderSize) return std::nullopt;
-    const char* h = buf_.data() + pos_;
+    const char* h = buf_.get() + pos_;
     uint32_t w0 = get32(h), w1 = get32(h + 4);
     bool control = (w0 & 0x80000000u) != 0;
     uint8_t flags = uint8_t(w1 >> 24);

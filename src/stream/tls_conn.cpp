@@ -65,6 +65,7 @@ public:
         }
     }
 
+    using Conn::write_all;  // (head, body): joined, then one SSL_write
     Result<void> write_all(std::span<const char> buf) override {
         size_t off = 0;
         while (off < buf.size()) {

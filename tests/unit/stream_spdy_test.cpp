@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/fs.hpp"
 #include "stream/conn.hpp"
 #include "stream/spdy.hpp"
 #include "stream/spdy_frames.hpp"
@@ -674,6 +675,141 @@ TEST(SpdySession, BufferedBytesAfterTheUpgradeAreTheFirstFrames) {
     auto st = (*s)->accept(5s);
     ASSERT_TRUE(st) << st.error().message();
     EXPECT_EQ((*st)->header("streamtype"), "resize");
+}
+
+// A connection that hides its socket, as TLS does: write_from must copy instead of splicing.
+class NoSpliceConn final : public Conn {
+public:
+    explicit NoSpliceConn(std::unique_ptr<Conn> c) : c_(std::move(c)) {}
+    Result<size_t> read(std::span<char> buf) override { return c_->read(buf); }
+    Result<void> write_all(std::span<const char> buf) override { return c_->write_all(buf); }
+    void shutdown() override { c_->shutdown(); }
+
+private:
+    std::unique_ptr<Conn> c_;
+};
+
+// Feeds `data` into a socket and closes it; the server's stream sends it all with write_from, the client takes it
+// with read_chunk.
+void relay_through_write_from(bool splice) {
+    SocketPair sp, source;
+    std::unique_ptr<Conn> server_conn = plain_conn(std::move(sp.b));
+    if (!splice) server_conn = std::make_unique<NoSpliceConn>(std::move(server_conn));
+    auto c = Session::start(plain_conn(std::move(sp.a)), Session::Role::client);
+    auto s = Session::start(std::move(server_conn), Session::Role::server);
+    ASSERT_TRUE(c && s);
+    auto accepted = std::async(std::launch::async, [&] { return (*s)->accept(5s); });
+    auto cs = (*c)->open({{"streamtype", "data"}});
+    ASSERT_TRUE(cs) << cs.error().message();
+    auto ss = accepted.get();
+    ASSERT_TRUE(ss);
+    const std::string data = pattern(6 * 1024 * 1024 + 12345, 7);
+    std::thread feeder([&] {
+        EXPECT_TRUE(write_all(source.a.get(), data));
+        source.a.reset();
+    });
+    auto sender = std::async(std::launch::async, [&]() -> Result<size_t> {
+        size_t total = 0;
+        for (;;) {
+            BERTH_ASSIGN(size_t n, (*ss)->write_from(source.b.get(), 100000));
+            if (n == 0) break;
+            EXPECT_LE(n, 100000u);
+            total += n;
+        }
+        BERTH_TRY((*ss)->close_write());
+        return total;
+    });
+    std::string got, chunk;
+    size_t chunks = 0;
+    for (;;) {
+        auto n = (*cs)->read_chunk(chunk);
+        ASSERT_TRUE(n) << n.error().message();
+        if (*n == 0) break;
+        ASSERT_EQ(*n, chunk.size());
+        got += chunk;
+        ++chunks;
+    }
+    feeder.join();
+    auto sent = sender.get();
+    ASSERT_TRUE(sent) << sent.error().message();
+    EXPECT_EQ(*sent, data.size());
+    EXPECT_TRUE(got == data) << "got " << got.size() << " bytes of " << data.size();
+    EXPECT_GT(chunks, 1u);
+}
+
+TEST(SpdySession, WriteFromSplicesASocketsBytesIntoDataFrames) { relay_through_write_from(true); }
+
+TEST(SpdySession, WriteFromCopiesWhereTheConnectionCannotSplice) { relay_through_write_from(false); }
+
+TEST(SpdySession, WriteFromAStreamThatWasResetFails) {
+    Pair p;
+    auto accepted = std::async(std::launch::async, [&] { return p.server->accept(5s); });
+    auto cs = p.client->open({{"streamtype", "data"}});
+    ASSERT_TRUE(cs);
+    auto ss = accepted.get();
+    ASSERT_TRUE(ss);
+    (*cs)->reset(RstStatus::cancel);
+    SocketPair source;
+    ASSERT_TRUE(write_all(source.a.get(), "some bytes"));
+    // The RST arrives asynchronously: writes fail once it did.
+    Result<size_t> r = 0;
+    for (int i = 0; i < 200 && r; ++i) {
+        r = (*ss)->write_from(source.b.get(), 4);
+        if (r) std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), ECONNRESET) << r.error().message();
+}
+
+TEST(SpdySession, ReadChunkAfterAPartialReadGivesTheRest) {
+    Pair p;
+    auto accepted = std::async(std::launch::async, [&] { return p.server->accept(5s); });
+    auto cs = p.client->open({{"streamtype", "data"}});
+    ASSERT_TRUE(cs);
+    auto ss = accepted.get();
+    ASSERT_TRUE(ss);
+    ASSERT_TRUE((*ss)->write(std::string_view("hello world")));
+    ASSERT_TRUE((*ss)->close_write());
+    char five[5];
+    auto n = (*cs)->read(five);
+    ASSERT_TRUE(n);
+    ASSERT_EQ(*n, 5u);
+    std::string chunk = "stale";
+    auto rest = (*cs)->read_chunk(chunk);
+    ASSERT_TRUE(rest);
+    EXPECT_EQ(chunk, " world");
+    rest = (*cs)->read_chunk(chunk);
+    ASSERT_TRUE(rest);
+    EXPECT_EQ(*rest, 0u);
+    EXPECT_EQ(chunk, "");
+}
+
+TEST(SpdyFrames, ALargeDataFrameCanBeTakenBeforeItsPayloadArrived) {
+    const std::string payload = pattern(50000, 3);
+    const std::string wire = encode(DataFrame{5, kFlagFin, payload});
+    FrameDecoder dec;
+    std::string buffer;
+    dec.feed(std::string_view(wire).substr(0, 4));
+    EXPECT_FALSE(dec.take_partial_data(16 * 1024, buffer));  // not even a header yet
+    dec.feed(std::string_view(wire).substr(4, 1004));
+    EXPECT_FALSE(dec.take_partial_data(60000, buffer));  // smaller than asked for
+    auto partial = dec.take_partial_data(16 * 1024, buffer);
+    ASSERT_TRUE(partial);
+    EXPECT_EQ(partial->stream_id, 5u);
+    EXPECT_EQ(partial->flags, kFlagFin);
+    EXPECT_EQ(partial->length, payload.size());
+    EXPECT_EQ(partial->data, payload.substr(0, 1000));
+    EXPECT_EQ(dec.buffered(), 0u);
+    // The rest of the payload is the caller's to read; the decoder goes on with the next frame.
+    auto frames = decode_all(dec, encode(Ping{9}));
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(std::get<Ping>(frames[0]).id, 9u);
+    // A complete frame, or a control frame, is next()'s.
+    dec.feed(encode(DataFrame{7, 0, payload}));
+    EXPECT_FALSE(dec.take_partial_data(16 * 1024, buffer));
+    frames = decode_all(dec, "");
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(std::get<DataFrame>(frames[0]).data, payload);
 }
 
 }  // namespace
