@@ -216,7 +216,7 @@ CommandResult BerthTest::run_config(const json& config) {
     return berth({"run", "--bundle", bundle_, next_id()});
 }
 
-CommandResult BerthTest::run_sh(const std::string& script, void (*tweak)(json&)) {
+CommandResult BerthTest::run_sh(const std::string& script, const std::function<void(json&)>& tweak) {
     json cfg = base_config({"sh", "-c", script});
     if (tweak) tweak(cfg);
     return run_config(cfg);

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -46,7 +47,7 @@ protected:
     // Writes `config`, then `berth run` in the foreground with a generated id.
     CommandResult run_config(const nlohmann::json& config);
     // Shorthand: run `sh -c script` in a default container, with `tweak` applied to the config first.
-    CommandResult run_sh(const std::string& script, void (*tweak)(nlohmann::json&) = nullptr);
+    CommandResult run_sh(const std::string& script, const std::function<void(nlohmann::json&)>& tweak = {});
     // Entries under the state root (expected empty after failed creates).
     std::vector<std::string> root_entries() const;
     std::string next_id();

@@ -172,7 +172,8 @@ TEST_F(Security, SeccompFilterIsLoadedWithoutForcingNoNewPrivs) {
     EXPECT_NE(r.out.find("rc=1"), std::string::npos) << r.out;
 }
 
-// `renice -n N` asks setpriority(PRIO_PROCESS, pid, 0 + N): the rule's condition on argument 2 decides.
+// `renice -n N` asks setpriority(PRIO_PROCESS, pid, nice + N), nice being what the container inherited from this
+// test (0, or more when the tests run under `nice`): the rule's condition on argument 2 decides.
 void renice_rule(json& c, const json& arg) {
     c["linux"]["seccomp"] = {
         {"defaultAction", "SCMP_ACT_ALLOW"},
@@ -180,20 +181,24 @@ void renice_rule(json& c, const json& arg) {
 }
 
 TEST_F(Security, SeccompArgumentConditionMatchesOnlyItsValue) {
+    errno = 0;
+    const int base = ::getpriority(PRIO_PROCESS, 0);
+    if (base > 14) GTEST_SKIP() << "the tests run at nice " << base << ": renice -n 5 would pass 19";
+    const int five = base + 5;  // what setpriority sees for -n 5 (and base + 3 for -n 3)
     const std::string script = "renice -n 5 -p $$ 2>&1; echo rc=$?; renice -n 3 -p $$; echo rc=$?";
-    auto eq = run_sh(script, [](json& c) { renice_rule(c, {{"index", 2}, {"value", 5}, {"op", "SCMP_CMP_EQ"}}); });
+    auto eq = run_sh(script, [&](json& c) { renice_rule(c, {{"index", 2}, {"value", five}, {"op", "SCMP_CMP_EQ"}}); });
     ASSERT_EQ(eq.exit_code, 0) << eq.err;
     EXPECT_NE(eq.out.find("Invalid cross-device link"), std::string::npos) << eq.out;
     EXPECT_NE(eq.out.find("rc=1\nrc=0\n"), std::string::npos) << eq.out;
 
-    // (arg2 & 4) == 4: 5 matches, 3 does not.
-    auto masked = run_sh(script, [](json& c) {
-        renice_rule(c, {{"index", 2}, {"value", 4}, {"valueTwo", 4}, {"op", "SCMP_CMP_MASKED_EQ"}});
+    // (arg2 & five) == five: base + 5 matches, base + 3 (smaller, so missing one of its bits) does not.
+    auto masked = run_sh(script, [&](json& c) {
+        renice_rule(c, {{"index", 2}, {"value", five}, {"valueTwo", five}, {"op", "SCMP_CMP_MASKED_EQ"}});
     });
     ASSERT_EQ(masked.exit_code, 0) << masked.err;
     EXPECT_NE(masked.out.find("rc=1\nrc=0\n"), std::string::npos) << masked.out;
 
-    auto gt = run_sh(script, [](json& c) { renice_rule(c, {{"index", 2}, {"value", 4}, {"op", "SCMP_CMP_GT"}}); });
+    auto gt = run_sh(script, [&](json& c) { renice_rule(c, {{"index", 2}, {"value", base + 4}, {"op", "SCMP_CMP_GT"}}); });
     ASSERT_EQ(gt.exit_code, 0) << gt.err;
     EXPECT_NE(gt.out.find("rc=1\nrc=0\n"), std::string::npos) << gt.out;
 }
