@@ -378,6 +378,9 @@ TEST_F(CriNetworkTest, DelWorksAfterARestartAndAfterTheNamespaceWasLost) {
     ASSERT_EQ(::unlink(pin.c_str()), 0) << pin;
     start_daemon();
     EXPECT_EQ(pod_status(lost).state(), v1::SANDBOX_NOTREADY);
+    // The kernel tears a namespace down in a workqueue after its last reference went: its veth goes soon, not at
+    // once.
+    for (int i = 0; i < 100 && bridge_ports().size() > 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ(bridge_ports().size(), 1u) << "the lost namespace took its veth with it";
 
     // The config dir changes meanwhile: DEL uses what ADD used.
