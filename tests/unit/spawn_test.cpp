@@ -11,26 +11,13 @@
 #include <string>
 
 #include "common/unique_fd.hpp"
+#include "test_fds.hpp"
 
 namespace berth {
 namespace {
 
-struct Pipe {
-    UniqueFd r, w;
-    Pipe() {
-        int p[2];
-        EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
-        r.reset(p[0]);
-        w.reset(p[1]);
-    }
-};
-
-std::string read_all(int fd) {
-    std::string out;
-    char buf[4096];
-    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
-    return out;
-}
+using testing::Pipe;
+using testing::read_fd_all;
 
 int wait_for(pid_t pid) {
     int st = 0;
@@ -48,7 +35,7 @@ std::pair<std::string, int> run_sh(const std::string& script, SpawnRequest r = {
     EXPECT_TRUE(pid) << pid.error().message();
     if (!pid) return {"", -1};
     out.w.reset();
-    std::string text = read_all(out.r.get());
+    std::string text = read_fd_all(out.r.get());
     return {text, wait_for(*pid)};
 }
 
@@ -77,8 +64,8 @@ TEST(Spawn, ExtraFdsLandAtTheirNumbersEvenWhenTheyCrossEachOther) {
     auto [out, code] = run_sh("echo to-nine >&9; echo to-eight >&8", r);
     ::close(8), ::close(9);
     EXPECT_EQ(code, 0);
-    EXPECT_EQ(read_all(a.r.get()), "to-nine\n");  // a's write end was 8, the child's 9
-    EXPECT_EQ(read_all(b.r.get()), "to-eight\n");
+    EXPECT_EQ(read_fd_all(a.r.get()), "to-nine\n");  // a's write end was 8, the child's 9
+    EXPECT_EQ(read_fd_all(b.r.get()), "to-eight\n");
 }
 
 TEST(Spawn, SignalsStartAtTheirDefaultsAndUnblocked) {
@@ -142,7 +129,7 @@ TEST(Spawn, StdioTargetThatIsAnotherSourceIsNotClobbered) {
     ASSERT_TRUE(pid) << pid.error().message();
     ASSERT_EQ(::write(in.w.get(), "it\n", 3), 3);
     in.w.reset();
-    EXPECT_EQ(read_all(out.r.get()), "got-it\n");
+    EXPECT_EQ(read_fd_all(out.r.get()), "got-it\n");
     EXPECT_EQ(wait_for(*pid), 0);
 }
 

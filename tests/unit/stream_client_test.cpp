@@ -20,6 +20,7 @@
 #include "stream/conn.hpp"
 #include "stream/protocol.hpp"
 #include "stream/spdy.hpp"
+#include "test_fds.hpp"
 
 namespace berth::stream {
 namespace {
@@ -41,23 +42,8 @@ std::string upper(std::string s) {
     return s;
 }
 
-struct Pipe {
-    UniqueFd r, w;
-    Pipe() {
-        int p[2];
-        EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
-        r.reset(p[0]);
-        w.reset(p[1]);
-    }
-};
-
-std::string read_fd_all(int fd) {
-    std::string out;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, size_t(n));
-    return out;
-}
+using testing::Pipe;
+using testing::read_fd_all;
 
 Result<std::string> read_all(spdy::Stream& s) {
     std::string out;

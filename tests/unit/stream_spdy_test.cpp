@@ -217,6 +217,16 @@ struct Pair {
     }
 };
 
+// Opens a stream from the client and accepts it on the server: (client's end, server's end); null on failure.
+std::pair<std::shared_ptr<Stream>, std::shared_ptr<Stream>> open_accepted(Pair& p) {
+    auto accepted = std::async(std::launch::async, [&] { return p.server->accept(5s); });
+    auto cs = p.client->open({{"streamtype", "data"}});
+    auto ss = accepted.get();
+    EXPECT_TRUE(cs && ss);
+    if (!cs || !ss) return {};
+    return {*cs, *ss};
+}
+
 Result<std::string> read_all(Stream& s) {
     std::string out;
     char buf[32 * 1024];
@@ -743,18 +753,15 @@ TEST(SpdySession, WriteFromCopiesWhereTheConnectionCannotSplice) { relay_through
 
 TEST(SpdySession, WriteFromAStreamThatWasResetFails) {
     Pair p;
-    auto accepted = std::async(std::launch::async, [&] { return p.server->accept(5s); });
-    auto cs = p.client->open({{"streamtype", "data"}});
-    ASSERT_TRUE(cs);
-    auto ss = accepted.get();
-    ASSERT_TRUE(ss);
-    (*cs)->reset(RstStatus::cancel);
+    auto [cs, ss] = open_accepted(p);
+    ASSERT_TRUE(cs && ss);
+    cs->reset(RstStatus::cancel);
     SocketPair source;
     ASSERT_TRUE(write_all(source.a.get(), "some bytes"));
     // The RST arrives asynchronously: writes fail once it did.
     Result<size_t> r = 0;
     for (int i = 0; i < 200 && r; ++i) {
-        r = (*ss)->write_from(source.b.get(), 4);
+        r = ss->write_from(source.b.get(), 4);
         if (r) std::this_thread::sleep_for(5ms);
     }
     ASSERT_FALSE(r);
@@ -763,22 +770,19 @@ TEST(SpdySession, WriteFromAStreamThatWasResetFails) {
 
 TEST(SpdySession, ReadChunkAfterAPartialReadGivesTheRest) {
     Pair p;
-    auto accepted = std::async(std::launch::async, [&] { return p.server->accept(5s); });
-    auto cs = p.client->open({{"streamtype", "data"}});
-    ASSERT_TRUE(cs);
-    auto ss = accepted.get();
-    ASSERT_TRUE(ss);
-    ASSERT_TRUE((*ss)->write(std::string_view("hello world")));
-    ASSERT_TRUE((*ss)->close_write());
+    auto [cs, ss] = open_accepted(p);
+    ASSERT_TRUE(cs && ss);
+    ASSERT_TRUE(ss->write(std::string_view("hello world")));
+    ASSERT_TRUE(ss->close_write());
     char five[5];
-    auto n = (*cs)->read(five);
+    auto n = cs->read(five);
     ASSERT_TRUE(n);
     ASSERT_EQ(*n, 5u);
     std::string chunk = "stale";
-    auto rest = (*cs)->read_chunk(chunk);
+    auto rest = cs->read_chunk(chunk);
     ASSERT_TRUE(rest);
     EXPECT_EQ(chunk, " world");
-    rest = (*cs)->read_chunk(chunk);
+    rest = cs->read_chunk(chunk);
     ASSERT_TRUE(rest);
     EXPECT_EQ(*rest, 0u);
     EXPECT_EQ(chunk, "");
