@@ -1,12 +1,14 @@
 // stream_bench: berthd's streaming paths against their floors, in the same run.
 //
 //   stream_bench --berthd PATH --berthctl PATH --berth PATH --source DIR [--rounds N] [--megabytes N]
+//                [--transfers N]
 //
 // Exec round trip of `true` (median of N, default 30): ExecSync, and streaming Exec (rpc + SPDY upgrade +
 // streams + exit status, as kubelet does it), each against a bare `berth exec` of the same container (the
 // runtime berthd runs under the hood); goal: under 2x. Port-forward throughput: one GET of a file of M MiB
 // (default 256) from busybox httpd in the pod through a SPDY port-forward, against the same GET over a direct
-// connection to 127.0.0.1 inside the pod's network namespace; goal: at least 50%.
+// connection to 127.0.0.1 inside the pod's network namespace, interleaved, median of T (default 5); goal: at
+// least 50%.
 // clang-format off
 #include "cri/api.hpp"  // before <signal.h>: see src/cri/api.hpp
 // clang-format on
@@ -157,7 +159,7 @@ size_t drain_fd(int fd) {
 
 int main(int argc, char** argv) {
     std::string berthd, berthctl, berth, source;
-    int rounds = 30, megabytes = 256;
+    int rounds = 30, megabytes = 256, transfers = 5;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -176,12 +178,14 @@ int main(int argc, char** argv) {
             rounds = std::stoi(next());
         else if (a == "--megabytes")
             megabytes = std::stoi(next());
+        else if (a == "--transfers")
+            transfers = std::stoi(next());
         else
             die("unknown argument " + a);
     }
     if (berthd.empty() || berthctl.empty() || berth.empty() || source.empty())
         die("usage: stream_bench --berthd PATH --berthctl PATH --berth PATH --source REPO_DIR [--rounds N] "
-            "[--megabytes N]");
+            "[--megabytes N] [--transfers N]");
 
     char tmpl[] = "/tmp/streamsrv-bench-XXXXXX";
     if (!::mkdtemp(tmpl)) die("mkdtemp");
@@ -385,14 +389,14 @@ int main(int argc, char** argv) {
     };
     std::vector<double> r_pf, r_direct;
     size_t got = 0;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < transfers; ++i) {
         double s = direct(&got);
         r_direct.push_back(got / s / (1 << 20));
         s = forwarded("/big", &got);
         r_pf.push_back(got / s / (1 << 20));
     }
     double d = median(r_direct), p = median(r_pf);
-    std::printf("stream_bench: port-forward throughput, GET of %d MiB, median of 3\n", megabytes);
+    std::printf("stream_bench: port-forward throughput, GET of %d MiB, median of %d\n", megabytes, transfers);
     std::printf("  direct (pod netns)   %8.1f MiB/s\n", d);
     std::printf("  SPDY port-forward    %8.1f MiB/s   %.0f%% of direct (goal >= 50%%)\n", p, 100.0 * p / d);
     cleanup();

@@ -33,13 +33,13 @@ namespace {
 
 // DATA frames carry up to this much: large enough that per-frame costs (a lock, a wakeup, a syscall) stay small
 // next to the copying, small enough that streams sharing the session take turns.
-constexpr size_t kMaxDataChunk = 256 * 1024;
+constexpr size_t kMaxDataChunk = 1024 * 1024;
 constexpr size_t kUnflowedBufferLimit = 1024 * 1024;
 constexpr size_t kAcceptBacklog = 1024;
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = 16 * 1024;  // what the reader reads into its frame buffer at a time
 constexpr size_t kSplicePipeSize = 1024 * 1024;
 constexpr size_t kDirectReadMin = 16 * 1024;  // DATA payloads from this size are read straight into their chunk
-constexpr size_t kMaxSpare = 8;                // chunk buffers kept for reuse per session  // the least room the reader reads into (it takes what fits)
+constexpr size_t kMaxSpare = 4;                // chunk buffers kept for reuse per session (up to 1 MiB each)
 
 std::string_view rst_name(uint32_t status) {
     switch (RstStatus(status)) {

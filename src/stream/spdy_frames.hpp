@@ -34,7 +34,7 @@ inline constexpr uint32_t kDefaultWindow = 64 * 1024;     // initial stream and 
 // The receive windows this implementation announces (SETTINGS_INITIAL_WINDOW_SIZE for streams, a WINDOW_UPDATE of
 // stream 0 for the session, both sent first thing). With the 64 KiB default, every 32 KiB waited for a
 // WINDOW_UPDATE round trip through both ends' threads, which held a forwarded port to a fraction of loopback speed;
-// 4 MiB per stream (granted back a quarter at a time) keeps 256 KiB DATA frames flowing. A stream buffers that much
+// 4 MiB per stream (granted back a quarter at a time) keeps 1 MiB DATA frames flowing. A stream buffers that much
 // only while its reader stalls; the session never more than 16 MiB.
 inline constexpr uint32_t kStreamRecvWindow = 4 * 1024 * 1024;
 inline constexpr uint32_t kSessionRecvWindow = 16 * 1024 * 1024;
