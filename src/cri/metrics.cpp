@@ -46,27 +46,14 @@ bool valid_name(std::string_view s, bool label) {
 
 }  // namespace
 
-std::string escape_help(std::string_view s) {
+std::string escape_text(std::string_view s, bool quotes) {
     std::string out;
     for (char c : s) {
         if (c == '\\')
             out += "\\\\";
         else if (c == '\n')
             out += "\\n";
-        else
-            out += c;
-    }
-    return out;
-}
-
-std::string escape_label_value(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '\\')
-            out += "\\\\";
-        else if (c == '\n')
-            out += "\\n";
-        else if (c == '"')
+        else if (c == '"' && quotes)
             out += "\\\"";
         else
             out += c;
@@ -93,7 +80,7 @@ std::string MetricFamily::series(const std::string& name, const LabelValues& val
     out += '{';
     for (size_t i = 0; i < values.size(); ++i) {
         if (i > 0) out += ',';
-        out += fmt::format("{}=\"{}\"", label_names_[i], escape_label_value(values[i]));
+        out += fmt::format("{}=\"{}\"", label_names_[i], escape_text(values[i], true));
     }
     if (!extra.empty()) {
         if (!values.empty()) out += ',';
@@ -104,7 +91,7 @@ std::string MetricFamily::series(const std::string& name, const LabelValues& val
 }
 
 void MetricFamily::render(std::string& out) const {
-    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, escape_help(help_), name_, type_text(type_));
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, escape_text(help_, false), name_, type_text(type_));
     render_samples(out);
 }
 

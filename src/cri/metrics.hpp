@@ -138,9 +138,8 @@ private:
     int next_callback_ = 1;                                                  // guarded by mu_
 };
 
-// The Prometheus text format's escaping: HELP text (\\ and \n) and label values (also \").
-std::string escape_help(std::string_view s);
-std::string escape_label_value(std::string_view s);
+// The Prometheus text format's escaping: \\ and \n, and \" too when `quotes` (label values; not HELP text).
+std::string escape_text(std::string_view s, bool quotes);
 // A sample value as the format writes it: shortest round-trip decimal, +Inf, -Inf, NaN.
 std::string format_value(double v);
 
