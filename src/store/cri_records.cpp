@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "store/sqlite.hpp"
 
 namespace berth::store {
 namespace {
@@ -34,55 +35,8 @@ CREATE TABLE containers (
 CREATE INDEX containers_pod ON containers(pod_id);
 )";
 
-Result<void> exec(sqlite3* db, const char* sql) {
-    char* msg = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-        std::string text = msg ? msg : sqlite3_errmsg(db);
-        sqlite3_free(msg);
-        return fail("sqlite: {}: {}", sql, text);
-    }
-    return {};
-}
-
-// A prepared statement, finalized on scope exit. Binds are 1-based.
-class Stmt {
-public:
-    static Result<Stmt> prepare(sqlite3* db, const char* sql) {
-        sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
-            return fail("sqlite: {}: {}", sql, sqlite3_errmsg(db));
-        return Stmt(db, s);
-    }
-    Stmt(Stmt&& o) noexcept : db_(o.db_), s_(std::exchange(o.s_, nullptr)) {}
-    ~Stmt() {
-        if (s_) sqlite3_finalize(s_);
-    }
-    Stmt& text(int i, std::string_view v) {
-        sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
-    }
-    Stmt& blob(int i, std::string_view v) {
-        sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
-    }
-    Stmt& int64(int i, int64_t v) {
-        sqlite3_bind_int64(s_, i, v);
-        return *this;
-    }
-    // The extended result code: SQLITE_ROW, SQLITE_DONE or an error.
-    int step() { return sqlite3_step(s_); }
-    std::string col_text(int i) const {
-        const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, i));
-        return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, i))) : std::string();
-    }
-    int64_t col_int64(int i) const { return sqlite3_column_int64(s_, i); }
-    const char* sql() const { return sqlite3_sql(s_); }
-
-private:
-    Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
-    sqlite3* db_;
-    sqlite3_stmt* s_;
-};
+using sqlite::exec;
+using sqlite::Stmt;
 
 PodState pod_state(std::string_view s) {
     if (s == "ready") return PodState::ready;
@@ -196,7 +150,7 @@ Result<std::unique_ptr<CriRecords>> CriRecords::open(const std::string& root) {
     if (auto r = exec(db.get(), "BEGIN IMMEDIATE"); !r) return ctx(std::move(r).error());
     auto body = [&]() -> Result<void> {
         BERTH_ASSIGN(Stmt v, Stmt::prepare(db.get(), "PRAGMA user_version"));
-        if (v.step() != SQLITE_ROW) return fail("sqlite: PRAGMA user_version: {}", sqlite3_errmsg(db.get()));
+        if (v.step_code() != SQLITE_ROW) return fail("sqlite: PRAGMA user_version: {}", sqlite3_errmsg(db.get()));
         const int64_t have = v.col_int64(0);
         if (have > kSchemaVersion)
             return fail("schema version {} is newer than this berth's ({}): refusing to use it", have, kSchemaVersion);
@@ -224,7 +178,7 @@ Result<void> CriRecords::put_pod(const PodRecord& p, bool insert, std::string* h
             BERTH_ASSIGN(Stmt q, Stmt::prepare(db, R"(SELECT id FROM pods WHERE id = ?1 OR
                 (name = ?2 AND namespace = ?3 AND uid = ?4 AND attempt = ?5))"));
             q.text(1, p.id).text(2, p.name).text(3, p.namespace_).text(4, p.uid).int64(5, p.attempt);
-            if (q.step() == SQLITE_ROW) {
+            if (q.step_code() == SQLITE_ROW) {
                 if (holder) *holder = q.col_text(0);
                 return fail_errno(EEXIST, "pod {}/{} (uid {}, attempt {}) is held by pod {}", p.namespace_, p.name,
                                   p.uid, p.attempt, q.col_text(0));
@@ -234,7 +188,7 @@ Result<void> CriRecords::put_pod(const PodRecord& p, bool insert, std::string* h
             (id, name, namespace, uid, attempt, config, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7))"));
         s.text(1, p.id).text(2, p.name).text(3, p.namespace_).text(4, p.uid).int64(5, p.attempt);
         s.blob(6, p.config).text(7, pod_data(p));
-        if (s.step() != SQLITE_DONE) return fail("sqlite: {}: {}", s.sql(), sqlite3_errmsg(db));
+        if (s.step_code() != SQLITE_DONE) return sqlite::failure(db, s.sql());
         return {};
     };
     if (auto r = body(); !r) {
@@ -251,9 +205,9 @@ Result<std::vector<PodRecord>> CriRecords::query_pods(const char* sql, const std
     for (size_t i = 0; i < args.size(); ++i) s.text(static_cast<int>(i + 1), args[i]);
     std::vector<PodRecord> out;
     for (;;) {
-        int rc = s.step();
+        int rc = s.step_code();
         if (rc == SQLITE_DONE) return out;
-        if (rc != SQLITE_ROW) return fail("sqlite: {}: {}", sql, sqlite3_errmsg(db_.get()));
+        if (rc != SQLITE_ROW) return sqlite::failure(db_.get(), sql);
         PodRecord p;
         p.id = s.col_text(0);
         p.name = s.col_text(1);
@@ -292,9 +246,9 @@ Result<void> CriRecords::remove_pod(const std::string& id) {
     BERTH_TRY_CTX(exec(db, "BEGIN IMMEDIATE"), "remove pod record {}", id);
     auto body = [&]() -> Result<void> {
         BERTH_ASSIGN(Stmt c, Stmt::prepare(db, "DELETE FROM containers WHERE pod_id = ?1"));
-        if (c.text(1, id).step() != SQLITE_DONE) return fail("sqlite: {}: {}", c.sql(), sqlite3_errmsg(db));
+        if (c.text(1, id).step_code() != SQLITE_DONE) return sqlite::failure(db, c.sql());
         BERTH_ASSIGN(Stmt p, Stmt::prepare(db, "DELETE FROM pods WHERE id = ?1"));
-        if (p.text(1, id).step() != SQLITE_DONE) return fail("sqlite: {}: {}", p.sql(), sqlite3_errmsg(db));
+        if (p.text(1, id).step_code() != SQLITE_DONE) return sqlite::failure(db, p.sql());
         return {};
     };
     if (auto r = body(); !r) {
@@ -315,7 +269,7 @@ Result<void> CriRecords::put_container(const ContainerRecord& c, bool insert, st
             BERTH_ASSIGN(Stmt q, Stmt::prepare(db, R"(SELECT id FROM containers WHERE id = ?1 OR
                 (pod_id = ?2 AND name = ?3 AND attempt = ?4))"));
             q.text(1, c.id).text(2, c.pod_id).text(3, c.name).int64(4, c.attempt);
-            if (q.step() == SQLITE_ROW) {
+            if (q.step_code() == SQLITE_ROW) {
                 if (holder) *holder = q.col_text(0);
                 return fail_errno(EEXIST, "container {} (attempt {}) of pod {} is held by container {}", c.name,
                                   c.attempt, c.pod_id, q.col_text(0));
@@ -325,7 +279,7 @@ Result<void> CriRecords::put_container(const ContainerRecord& c, bool insert, st
             (id, pod_id, name, attempt, config, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6))"));
         s.text(1, c.id).text(2, c.pod_id).text(3, c.name).int64(4, c.attempt);
         s.blob(5, c.config).text(6, container_data(c));
-        if (s.step() != SQLITE_DONE) return fail("sqlite: {}: {}", s.sql(), sqlite3_errmsg(db));
+        if (s.step_code() != SQLITE_DONE) return sqlite::failure(db, s.sql());
         return {};
     };
     if (auto r = body(); !r) {
@@ -343,9 +297,9 @@ Result<std::vector<ContainerRecord>> CriRecords::query_containers(const char* sq
     for (size_t i = 0; i < args.size(); ++i) s.text(static_cast<int>(i + 1), args[i]);
     std::vector<ContainerRecord> out;
     for (;;) {
-        int rc = s.step();
+        int rc = s.step_code();
         if (rc == SQLITE_DONE) return out;
-        if (rc != SQLITE_ROW) return fail("sqlite: {}: {}", sql, sqlite3_errmsg(db_.get()));
+        if (rc != SQLITE_ROW) return sqlite::failure(db_.get(), sql);
         ContainerRecord c;
         c.id = s.col_text(0);
         c.pod_id = s.col_text(1);
@@ -376,7 +330,7 @@ Result<std::vector<ContainerRecord>> CriRecords::containers_of(const std::string
 Result<void> CriRecords::remove_container(const std::string& id) {
     std::lock_guard lock(mu_);
     BERTH_ASSIGN(Stmt s, Stmt::prepare(db_.get(), "DELETE FROM containers WHERE id = ?1"));
-    if (s.text(1, id).step() != SQLITE_DONE)
+    if (s.text(1, id).step_code() != SQLITE_DONE)
         return fail("remove container record {}: sqlite: {}", id, sqlite3_errmsg(db_.get()));
     return {};
 }

@@ -9,6 +9,7 @@
 #include "common/fs.hpp"
 #include "common/unique_fd.hpp"
 #include "image/reference.hpp"
+#include "store/sqlite.hpp"
 
 namespace berth::store {
 
@@ -19,65 +20,8 @@ namespace {
 // How long a writer waits for another process's transaction before giving up.
 constexpr int kBusyTimeoutMs = 30000;
 
-std::unexpected<Error> db_fail(sqlite3* db, std::string_view what) {
-    return std::unexpected(Error(0, fmt::format("{}: {}", what, sqlite3_errmsg(db))));
-}
-
-Result<void> exec(sqlite3* db, const char* sql) {
-    char* msg = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-        std::string text = msg ? msg : sqlite3_errmsg(db);
-        sqlite3_free(msg);
-        return fail("sqlite: {}: {}", sql, text);
-    }
-    return {};
-}
-
-// One prepared statement; binds are 1-based like sqlite's.
-class Stmt {
-public:
-    static Result<Stmt> prepare(sqlite3* db, const char* sql) {
-        sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) return db_fail(db, sql);
-        return Stmt(db, s);
-    }
-    Stmt(Stmt&& o) noexcept : db_(o.db_), s_(std::exchange(o.s_, nullptr)) {}
-    ~Stmt() {
-        if (s_) sqlite3_finalize(s_);
-    }
-    Stmt& text(int i, std::string_view v) {
-        sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
-    }
-    Stmt& int64(int i, int64_t v) {
-        sqlite3_bind_int64(s_, i, v);
-        return *this;
-    }
-    // true: a row is there; false: done.
-    Result<bool> step() {
-        int r = sqlite3_step(s_);
-        if (r == SQLITE_ROW) return true;
-        if (r == SQLITE_DONE) return false;
-        return db_fail(db_, sqlite3_sql(s_));
-    }
-    Result<void> run() {
-        BERTH_TRY(step());
-        sqlite3_reset(s_);
-        sqlite3_clear_bindings(s_);
-        return {};
-    }
-    std::string col_text(int i) const {
-        const auto* p = sqlite3_column_text(s_, i);
-        return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, i)))
-                 : std::string();
-    }
-    int64_t col_int64(int i) const { return sqlite3_column_int64(s_, i); }
-
-private:
-    Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
-    sqlite3* db_;
-    sqlite3_stmt* s_;
-};
+using sqlite::exec;
+using sqlite::Stmt;
 
 // An IMMEDIATE transaction (takes the write lock up front, so two writers never deadlock upgrading a read
 // transaction); rolled back unless committed.
