@@ -60,6 +60,18 @@ class Framing:
         return msg[0], msg[1:]
 
 
+async def send_stdin(args, ws, framing):
+    """Sends --stdin-file or --stdin-text on channel 0, in messages of 64 KiB."""
+    data = b""
+    if args.stdin_file:
+        with open(args.stdin_file, "rb") as f:
+            data = f.read()
+    elif args.stdin_text is not None:
+        data = args.stdin_text.encode()
+    for i in range(0, len(data), 65536):
+        await ws.send(framing.encode(0, data[i:i + 65536]))
+
+
 async def run_command(args, ws):
     framing = Framing(ws.subprotocol)
     out = {"protocol": ws.subprotocol, "stdout_bytes": 0, "stderr": "", "error": "", "initial": []}
@@ -74,14 +86,7 @@ async def run_command(args, ws):
             await ws.send(framing.encode(4, json.dumps({"Width": int(w), "Height": int(h)}).encode()))
         if args.delay_stdin:
             await asyncio.sleep(args.delay_stdin)
-        data = b""
-        if args.stdin_file:
-            with open(args.stdin_file, "rb") as f:
-                data = f.read()
-        elif args.stdin_text is not None:
-            data = args.stdin_text.encode()
-        for i in range(0, len(data), 65536):
-            await ws.send(framing.encode(0, data[i:i + 65536]))
+        await send_stdin(args, ws, framing)
         if args.close_stdin:
             await ws.send(bytes([255, 0]))
 
@@ -130,17 +135,7 @@ async def run_portforward(args, ws):
     data_file = open(os.path.join(args.out_dir, "data"), "wb") if args.out_dir else None
     seen_port = set()
 
-    async def send_input():
-        data = b""
-        if args.stdin_file:
-            with open(args.stdin_file, "rb") as f:
-                data = f.read()
-        elif args.stdin_text is not None:
-            data = args.stdin_text.encode()
-        for i in range(0, len(data), 65536):
-            await ws.send(framing.encode(0, data[i:i + 65536]))
-
-    sender = asyncio.ensure_future(send_input())
+    sender = asyncio.ensure_future(send_stdin(args, ws, framing))
     try:
         async for msg in ws:
             ch, data = framing.decode(msg)
