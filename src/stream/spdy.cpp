@@ -169,10 +169,6 @@ public:
         spare_.pop_back();
         return s;
     }
-    void give_spare(std::string s) {
-        std::lock_guard lk(mu_);
-        give_spare_locked(std::move(s));
-    }
     void give_spare_locked(std::string s) {
         if (s.capacity() >= kDirectReadMin && spare_.size() < kMaxSpare) spare_.push_back(std::move(s));
     }
@@ -593,8 +589,10 @@ void Core::run_reader(std::string buffered) {
         }
         // A large DATA frame still arriving: the rest of its payload is read straight into the chunk the stream
         // will hold, not through the decoder's buffer (one copy less per byte).
-        std::string buffer = take_spare();
-        if (auto partial = decoder.take_partial_data(kDirectReadMin, buffer)) {
+        if (decoder.partial_data_pending(kDirectReadMin)) {
+            // A recycled buffer, taken only when a frame is there to fill it (the pool is under the session lock).
+            std::string buffer = take_spare();
+            auto partial = decoder.take_partial_data(kDirectReadMin, buffer);
             std::string& data = partial->data;
             size_t have = data.size();
             data.resize_and_overwrite(partial->length, [](char*, size_t n) { return n; });
@@ -607,7 +605,6 @@ void Core::run_reader(std::string buffered) {
             if (!dispatch(frame)) return;
             continue;
         }
-        give_spare(std::move(buffer));
         size_t n;
         // At most kReadChunk at a time: a large DATA frame's payload beyond it is read straight into its chunk
         // (above) rather than copied out of the decoder's buffer.

@@ -281,16 +281,23 @@ std::span<char> FrameDecoder::space(size_t min) {
     return {buf_.get() + end_, cap_ - end_};
 }
 
+bool FrameDecoder::partial_data_pending(size_t min_length) const {
+    if (failed_ || buffered() < kFrameHeaderSize) return false;
+    const char* h = buf_.get() + pos_;
+    uint32_t w0 = get32(h), length = get32(h + 4) & kMaxFrameLength;
+    return (w0 & 0x80000000u) == 0 && (w0 & kMaxStreamId) != 0 && length >= min_length &&
+           buffered() < kFrameHeaderSize + length;
+}
+
 std::optional<FrameDecoder::PartialData> FrameDecoder::take_partial_data(size_t min_length, std::string& buffer) {
-    if (failed_ || buffered() < kFrameHeaderSize) return std::nullopt;
+    if (!partial_data_pending(min_length)) return std::nullopt;
     const char* h = buf_.get() + pos_;
     uint32_t w0 = get32(h), w1 = get32(h + 4);
-    uint32_t length = w1 & kMaxFrameLength;
-    uint32_t id = w0 & kMaxStreamId;
-    if ((w0 & 0x80000000u) != 0 || id == 0 || length < min_length || buffered() >= kFrameHeaderSize + length)
-        return std::nullopt;
-    PartialData p{.stream_id = id, .flags = uint8_t(w1 >> 24), .length = length, .data = std::move(buffer)};
-    p.data.reserve(length);
+    PartialData p{.stream_id = w0 & kMaxStreamId,
+                  .flags = uint8_t(w1 >> 24),
+                  .length = w1 & kMaxFrameLength,
+                  .data = std::move(buffer)};
+    p.data.reserve(p.length);
     p.data.assign(h + kFrameHeaderSize, buffered() - kFrameHeaderSize);
     pos_ = end_ = 0;
     return p;

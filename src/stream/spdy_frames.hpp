@@ -199,7 +199,10 @@ public:
         size_t length = 0;
         std::string data;  // the payload's first bytes
     };
-    // `buffer` becomes PartialData::data: a recycled string whose capacity saves an allocation.
+    // Whether take_partial_data(min_length, ...) would take a frame.
+    bool partial_data_pending(size_t min_length) const;
+    // `buffer` becomes PartialData::data (when a frame is taken): a recycled string whose capacity saves an
+    // allocation.
     [[nodiscard]] std::optional<PartialData> take_partial_data(size_t min_length, std::string& buffer);
     // Bytes fed but not yet parsed.
     size_t buffered() const { return end_ - pos_; }

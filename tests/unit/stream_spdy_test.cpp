@@ -797,6 +797,8 @@ TEST(SpdyFrames, ALargeDataFrameCanBeTakenBeforeItsPayloadArrived) {
     EXPECT_FALSE(dec.take_partial_data(16 * 1024, buffer));  // not even a header yet
     dec.feed(std::string_view(wire).substr(4, 1004));
     EXPECT_FALSE(dec.take_partial_data(60000, buffer));  // smaller than asked for
+    EXPECT_FALSE(dec.partial_data_pending(60000));
+    EXPECT_TRUE(dec.partial_data_pending(16 * 1024));
     auto partial = dec.take_partial_data(16 * 1024, buffer);
     ASSERT_TRUE(partial);
     EXPECT_EQ(partial->stream_id, 5u);
@@ -810,6 +812,7 @@ TEST(SpdyFrames, ALargeDataFrameCanBeTakenBeforeItsPayloadArrived) {
     EXPECT_EQ(std::get<Ping>(frames[0]).id, 9u);
     // A complete frame, or a control frame, is next()'s.
     dec.feed(encode(DataFrame{7, 0, payload}));
+    EXPECT_FALSE(dec.partial_data_pending(16 * 1024));
     EXPECT_FALSE(dec.take_partial_data(16 * 1024, buffer));
     frames = decode_all(dec, "");
     ASSERT_EQ(frames.size(), 1u);
