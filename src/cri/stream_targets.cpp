@@ -117,6 +117,10 @@ std::string read_available(int fd, size_t cap) {
 // cmd...`), which stays in the foreground: it exits with the process's exit code, so it is the one berthd waits
 // for (its own child: nothing else is reaped). The process's pid (host view) is read from F to kill it. The pid
 // file and the console socket live in a directory of the session's own, removed with it.
+//
+// A terminal exec through an external runtime runs `berth-monitor --reap-exec F -- <rt> ... exec --detach ...`
+// instead (monitor/exec_reaper.hpp): runc hands the terminal to a console socket only when detached, and the
+// reaper then waits for the process as the foreground runtime would, so the rest is the same.
 class RuntimeExec final : public ExecSession {
 public:
     ~RuntimeExec() override;
@@ -128,7 +132,10 @@ public:
     void kill() override;
 
     // Spawns the runtime (with a terminal: waits until the runtime sent it). The process may still be starting.
-    [[nodiscard]] Result<void> start(const std::vector<std::string>& runtime_argv, const ExecOptions& o);
+    // `reaper`: berth-monitor, for a terminal exec through a runtime detached under it (empty: the runtime in the
+    // foreground).
+    [[nodiscard]] Result<void> start(const std::vector<std::string>& runtime_argv, const ExecOptions& o,
+                                     const std::string& reaper);
 
     std::string dir;  // the session's directory: pid, console
 
@@ -152,13 +159,19 @@ private:
     int exit_code_ = -1;
 };
 
-Result<void> RuntimeExec::start(const std::vector<std::string>& runtime_argv, const ExecOptions& o) {
+Result<void> RuntimeExec::start(const std::vector<std::string>& runtime_argv, const ExecOptions& o,
+                                const std::string& reaper) {
     container_id_ = o.container_id;
     tty_ = o.tty;
     stdin_ = o.stdin;
     BERTH_TRY(mkdir_all(dir, 0700));
-    std::vector<std::string> argv = runtime_argv;
-    argv.insert(argv.end(), {"exec", "--pid-file", path_join(dir, "pid")});
+    const std::string pid_file = path_join(dir, "pid");
+    std::vector<std::string> argv;
+    const bool detached = tty_ && !reaper.empty();
+    if (detached) argv = {reaper, "--reap-exec", pid_file, "--"};
+    argv.insert(argv.end(), runtime_argv.begin(), runtime_argv.end());
+    argv.insert(argv.end(), {"exec", "--pid-file", pid_file});
+    if (detached) argv.push_back("--detach");
     UniqueFd console;
     if (tty_) {
         BERTH_ASSIGN(console, listen_unix(path_join(dir, "console")));
@@ -542,7 +555,10 @@ Result<std::unique_ptr<ExecSession>> StreamTargets::exec(const ExecOptions& o) {
     session->dir = path_join(ctx_.config.state_dir, "x/" + new_id().substr(0, 16));
     // The handler's global flags (runtime_args, e.g. runsc's --platform) come before `exec`, as for every other
     // call of its runtime.
-    if (auto r = session->start(containers_.runtime_argv(h), o); !r)
+    // External runtimes get a terminal through the reaper (runc wants --detach with --console-socket); berth
+    // takes one in the foreground.
+    const std::string reaper = h.path.empty() ? std::string() : ctx_.monitor_binary();
+    if (auto r = session->start(containers_.runtime_argv(h), o, reaper); !r)
         return std::unexpected(std::move(r).error().wrap(fmt::format("exec in container {}", o.container_id)));
     return std::unique_ptr<ExecSession>(std::move(session));
 }

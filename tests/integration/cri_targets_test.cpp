@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/fs.hpp"
 #include "cri/container_manager.hpp"
 #include "cri/cri_context.hpp"
 #include "cri/pod_manager.hpp"
@@ -94,6 +95,9 @@ size_t threads() {
 
 class CriTargetsTest : public ::testing::Test {
 protected:
+    // Exec through the handler `name` running the external runtime at `path` (below).
+    void exec_through_external_runtime(const std::string& name, const std::string& path);
+
     void SetUp() override {
         char tmpl[] = "/tmp/targets-XXXXXX";
         ASSERT_NE(::mkdtemp(tmpl), nullptr);
@@ -261,36 +265,80 @@ TEST_F(CriTargetsTest, ExecOfAMissingCommandReportsTheRuntimesError) {
     EXPECT_NE(*(*t)->wait(), 0);
 }
 
-// Through an external handler's runtime (runc): the same exec with pipes. runc takes --console-socket only
-// with --detach, so a tty exec fails with its message.
-TEST_F(CriTargetsTest, ExecThroughTheRuncHandler) {
-    if (::access("/usr/bin/runc", X_OK) != 0) GTEST_SKIP() << "runc is not installed";
-    ctx_->config.handlers["runc"] = cri::RuntimeHandler{.name = "runc", .path = "/usr/bin/runc"};
-    std::string pod = run_pod("runc", false, "runc");
+// Through an external handler's runtime: the same exec with pipes and with a terminal. A terminal exec runs the
+// runtime detached under berth-monitor's exec reaper (runc takes --console-socket only with --detach), which
+// stands in for the foreground runtime: exit codes, resize, EOF and the kill on the client's going away.
+void CriTargetsTest::exec_through_external_runtime(const std::string& name, const std::string& path) {
+    if (::access(path.c_str(), X_OK) != 0) GTEST_SKIP() << name << " is not installed";
+    ctx_->config.handlers[name] = cri::RuntimeHandler{.name = name, .path = path};
+    std::string pod = run_pod(name, false, name);
     ASSERT_FALSE(pod.empty());
     std::string id = start_container(pod, container_config("sleeper", "exec sleep 1000"));
     ASSERT_FALSE(id.empty());
     auto s = exec({.container_id = id, .cmd = {"sh", "-c", "cat; echo err >&2; exit 5"}, .stdin = true});
     ASSERT_TRUE(s);
-    ASSERT_TRUE(s->write_stdin(std::string("through runc\n")));
+    ASSERT_TRUE(s->write_stdin(std::string("through " + name + "\n")));
     s->close_stdin();
     Output o = read_all(*s);
-    EXPECT_EQ(o.out, "through runc\n");
+    EXPECT_EQ(o.out, "through " + name + "\n");
     EXPECT_EQ(o.err, "err\n");
     EXPECT_EQ(*s->wait(), 5);
 
-    const std::vector<std::string> argv = {"sleep", "7772"};
-    auto k = exec({.container_id = id, .cmd = argv});
-    ASSERT_TRUE(k);
-    for (int i = 0; i < 200 && processes_with_argv(argv).empty(); ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    ASSERT_EQ(processes_with_argv(argv).size(), 1u);
-    k.reset();
-    EXPECT_TRUE(processes_with_argv(argv).empty());
+    auto tty = exec({.container_id = id,
+                     .cmd = {"sh", "-c", "read x; tty; stty size; exit 6"},
+                     .tty = true,
+                     .stdin = true,
+                     .stderr = false});
+    ASSERT_TRUE(tty);
+    ASSERT_TRUE(tty->resize(101, 33));
+    ASSERT_TRUE(tty->write_stdin(std::string("go\n")));
+    o = read_all(*tty);
+    EXPECT_NE(o.out.find("/dev/pts/"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("33 101"), std::string::npos) << o.out;
+    EXPECT_EQ(*tty->wait(), 6);
 
-    auto t = targets_->exec({.container_id = id, .cmd = {"true"}, .tty = true, .stderr = false});
-    ASSERT_FALSE(t);
-    EXPECT_NE(t.error().message().find("console"), std::string::npos) << t.error().message();
+    // The terminal's EOF ends `cat`; a command the runtime cannot run is its error, not a terminal.
+    auto c = exec({.container_id = id, .cmd = {"cat"}, .tty = true, .stdin = true, .stderr = false});
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->write_stdin(std::string("partial")));
+    c->close_stdin();
+    o = read_all(*c);
+    EXPECT_NE(o.out.find("partial"), std::string::npos) << o.out;
+    EXPECT_EQ(*c->wait(), 0);
+    auto bad = targets_->exec({.container_id = id, .cmd = {"/no/such/cmd"}, .tty = true, .stderr = false});
+    if (bad) {
+        o = read_all(**bad);
+        EXPECT_NE(*(*bad)->wait(), 0) << o.out;
+    } else {
+        EXPECT_NE(bad.error().message().find("/no/such/cmd"), std::string::npos) << bad.error().message();
+    }
+
+    // A session that goes away kills its process, with or without a terminal, and leaves no reaper behind.
+    for (bool with_tty : {false, true}) {
+        SCOPED_TRACE(with_tty ? "tty" : "pipes");
+        const std::vector<std::string> argv = {"sleep", with_tty ? "7773" : "7772"};
+        auto k = exec({.container_id = id, .cmd = argv, .tty = with_tty, .stdin = true, .stderr = !with_tty});
+        ASSERT_TRUE(k);
+        for (int i = 0; i < 200 && processes_with_argv(argv).empty(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        ASSERT_EQ(processes_with_argv(argv).size(), 1u);
+        k.reset();
+        EXPECT_TRUE(processes_with_argv(argv).empty());
+        EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
+        EXPECT_EQ(errno, ECHILD);
+    }
+}
+
+TEST_F(CriTargetsTest, ExecThroughTheRuncHandler) {
+    exec_through_external_runtime("runc", "/usr/bin/runc");
+}
+
+TEST_F(CriTargetsTest, ExecThroughTheCrunHandler) {
+    // crun 1.8 refuses a hybrid cgroup host whose unified tree has controllers (this one's has some).
+    auto controllers = read_file("/sys/fs/cgroup/unified/cgroup.controllers");
+    if (controllers && controllers->find_first_not_of(" \n") != std::string::npos)
+        GTEST_SKIP() << "crun does not run containers on a hybrid cgroup host with controllers in cgroup2";
+    exec_through_external_runtime("crun", "/usr/bin/crun");
 }
 
 TEST_F(CriTargetsTest, ExecChecks) {
