@@ -14,27 +14,26 @@
 namespace {
 
 void usage() {
-    std::fprintf(
-        stderr,
-        "usage: berth-monitor --id ID --bundle DIR --dir MONITOR_DIR --log-path FILE [--root DIR]\n"
-        "                     [--runtime PATH [--runtime-arg ARG]...] [--sync-fd N] [--start]\n"
-        "                     [--stdin [--stdin-once]]\n"
-        "                     [--terminal]\n"
-        "  --id         container id\n"
-        "  --bundle     OCI bundle (config.json + rootfs)\n"
-        "  --dir        the monitor's directory (made by the monitor; must not exist): exit, ctl, ...\n"
-        "  --log-path   the CRI log file of the container\n"
-        "  --root       state root of the runtime (default /run/berth)\n"
-        "  --runtime    external OCI runtime binary (runc, crun, runsc); default: libberth in process\n"
-        "  --runtime-arg  a global option of the external runtime, before each subcommand (repeatable)\n"
-        "  --sync-fd    fd (> 2) to report {\"pid\",\"container_pid\"} or {\"error\"} on, one JSON line\n"
-        "  --start      start the container once created (else: \"start\" on the ctl socket)\n"
-        "  --stdin      give the container a stdin pipe kept open (else /dev/null)\n"
-        "  --stdin-once close the container's stdin when the first attach client ends its input\n"
-        "  --terminal   process.terminal is true: take the pty master (console socket), log it as stdout\n"
-        "berth-monitor --pause: hold a pod's shared PID namespace as its PID 1 (started by berthd)\n"
-        "berth-monitor --reap-exec PID_FILE -- RUNTIME... exec --detach --pid-file PID_FILE ...: run a detached\n"
-        "  exec and wait for its process as a foreground exec would, exiting with its status (started by berthd)\n");
+    std::fprintf(stderr,
+                 "usage: berth-monitor --id ID --bundle DIR --dir MONITOR_DIR --log-path FILE [--root DIR]\n"
+                 "                     [--runtime PATH [--runtime-arg ARG]...] [--sync-fd N] [--start]\n"
+                 "                     [--stdin [--stdin-once]]\n"
+                 "                     [--terminal]\n"
+                 "  --id         container id\n"
+                 "  --bundle     OCI bundle (config.json + rootfs)\n"
+                 "  --dir        the monitor's directory (made by the monitor; must not exist): exit, ctl, ...\n"
+                 "  --log-path   the CRI log file of the container\n"
+                 "  --root       state root of the runtime (default /run/berth)\n"
+                 "  --runtime    external OCI runtime binary (runc, crun, runsc); default: libberth in process\n"
+                 "  --runtime-arg  a global option of the external runtime, before each subcommand (repeatable)\n"
+                 "  --sync-fd    fd (> 2) to report {\"pid\",\"container_pid\"} or {\"error\"} on, one JSON line\n"
+                 "  --start      start the container once created (else: \"start\" on the ctl socket)\n"
+                 "  --stdin      give the container a stdin pipe kept open (else /dev/null)\n"
+                 "  --stdin-once close the container's stdin when the first attach client ends its input\n"
+                 "  --terminal   process.terminal is true: take the pty master (console socket), log it as stdout\n"
+                 "berth-monitor --pause: hold a pod's shared PID namespace as its PID 1 (started by berthd)\n"
+                 "berth-monitor --reap-exec PID_FILE -- RUNTIME... exec --detach --pid-file PID_FILE ...:\n"
+                 "  wait for a detached exec's process as a foreground exec would, exit with its status\n");
 }
 
 std::string absolute(const std::string& p) {
