@@ -29,6 +29,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -145,6 +147,27 @@ size_t drain(spdy::Stream& st, std::string* keep = nullptr) {
         total += *n;
         if (keep) keep->append(chunk);
     }
+}
+
+// CPU time (user + system, seconds) of process `pid` so far, all its threads.
+double process_cpu(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream rest(text.substr(text.rfind(')') + 2));  // from field 3 (state) on
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i)
+        if (i >= 14) ticks += std::stod(field);  // utime, stime
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Busy CPU time of the whole machine so far (every CPU, not idle or waiting for I/O), seconds.
+double machine_busy() {
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+    in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+    return (user + nice + system + irq + softirq + steal) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 // Reads an HTTP/1.0 answer to EOF from `fd`; the byte count.
@@ -388,17 +411,32 @@ int main(int argc, char** argv) {
         return secs;
     };
     std::vector<double> r_pf, r_direct;
-    size_t got = 0;
+    // CPU spent per GiB moved, summed over the transfers: the machine's (httpd, the client, berthd, the kernel's
+    // network work wherever it runs, and anything else running), berthd's and this client's.
+    struct Cpu {
+        double machine = 0, berthd = 0, client = 0, gib = 0;
+    } cpu_direct, cpu_pf;
+    auto measured = [&](Cpu& c, auto&& transfer) {
+        size_t got = 0;
+        double m0 = machine_busy(), b0 = process_cpu(daemon), c0 = process_cpu(::getpid());
+        double secs = transfer(&got);
+        c.machine += machine_busy() - m0;
+        c.berthd += process_cpu(daemon) - b0;
+        c.client += process_cpu(::getpid()) - c0;
+        c.gib += static_cast<double>(got) / (1 << 30);
+        return got / secs / (1 << 20);
+    };
     for (int i = 0; i < transfers; ++i) {
-        double s = direct(&got);
-        r_direct.push_back(got / s / (1 << 20));
-        s = forwarded("/big", &got);
-        r_pf.push_back(got / s / (1 << 20));
+        r_direct.push_back(measured(cpu_direct, direct));
+        r_pf.push_back(measured(cpu_pf, [&](size_t* got) { return forwarded("/big", got); }));
     }
     double d = median(r_direct), p = median(r_pf);
     std::printf("stream_bench: port-forward throughput, GET of %d MiB, median of %d\n", megabytes, transfers);
-    std::printf("  direct (pod netns)   %8.1f MiB/s\n", d);
+    std::printf("  direct (pod netns)   %8.1f MiB/s   CPU s/GiB: machine %.2f, client %.2f\n", d,
+                cpu_direct.machine / cpu_direct.gib, cpu_direct.client / cpu_direct.gib);
     std::printf("  SPDY port-forward    %8.1f MiB/s   %.0f%% of direct (goal >= 50%%)\n", p, 100.0 * p / d);
+    std::printf("                                       CPU s/GiB: machine %.2f, client %.2f, berthd %.2f\n",
+                cpu_pf.machine / cpu_pf.gib, cpu_pf.client / cpu_pf.gib, cpu_pf.berthd / cpu_pf.gib);
     cleanup();
     return 0;
 }
