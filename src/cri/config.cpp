@@ -262,6 +262,9 @@ Result<void> validate_config(const DaemonConfig& c, const std::string& source) {
     if (c.streaming_token_lifetime <= 0 || c.streaming_token_lifetime > 86400)
         return fail("{}: streaming_token_lifetime: {} is not a number of seconds from 1 to 86400", source,
                     c.streaming_token_lifetime);
+    if (c.streaming_idle_timeout < 0 || c.streaming_idle_timeout > 31536000)
+        return fail("{}: streaming_idle_timeout: {} is not a number of seconds from 0 (never) to 31536000", source,
+                    c.streaming_idle_timeout);
     if (!valid_host_port(c.streaming_address))
         return fail("{}: streaming_address: \"{}\" is not host:port (a numeric port, IPv6 hosts in [])", source,
                     c.streaming_address);
@@ -298,6 +301,14 @@ Result<DaemonConfig> load_config(const std::string& path, bool must_exist) {
             return {};
         };
     };
+    auto seconds = [&](int64_t& out) {
+        return [&out, &path](const toml::node& n, const std::string& k) -> Result<void> {
+            const auto* i = n.as_integer();
+            if (!i) return fail("{}: {}: expected an integer (seconds), got {}", path, k, type_name(n.type()));
+            out = i->get();
+            return {};
+        };
+    };
     BERTH_TRY(r.read(
         root, {
                   {"socket", abs_path(c.socket_path, false)},
@@ -313,14 +324,8 @@ Result<DaemonConfig> load_config(const std::string& path, bool must_exist) {
                   {"streaming_address", str(c.streaming_address)},
                   {"streaming_tls_cert", abs_path(c.streaming_tls_cert, true)},
                   {"streaming_tls_key", abs_path(c.streaming_tls_key, true)},
-                  {"streaming_token_lifetime",
-                   [&](const toml::node& n, const std::string& k) -> Result<void> {
-                       const auto* i = n.as_integer();
-                       if (!i)
-                           return fail("{}: {}: expected an integer (seconds), got {}", path, k, type_name(n.type()));
-                       c.streaming_token_lifetime = i->get();
-                       return {};
-                   }},
+                  {"streaming_token_lifetime", seconds(c.streaming_token_lifetime)},
+                  {"streaming_idle_timeout", seconds(c.streaming_idle_timeout)},
                   {"pod_infra_command", str(c.pod_infra_command)},
                   {"oom_clamp",
                    [&](const toml::node& n, const std::string& k) -> Result<void> {
@@ -436,6 +441,7 @@ std::string config_json(const DaemonConfig& c) {
         {"streaming_tls_cert", c.streaming_tls_cert},
         {"streaming_tls_key", c.streaming_tls_key},
         {"streaming_token_lifetime", c.streaming_token_lifetime},
+        {"streaming_idle_timeout", c.streaming_idle_timeout},
         {"pod_infra_command", c.pod_infra_command},
         {"cni",
          {{"bin_dirs", c.cni_bin_dirs},

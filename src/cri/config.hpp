@@ -33,29 +33,32 @@ enum class OomClamp { automatic, always, never };
 
 struct DaemonConfig {
     std::string socket_path = "/run/berth/berth.sock";
-    std::string root_dir = "/var/lib/berth";   // images (blobs, snapshots, metadata.db), container records
-    std::string state_dir = "/run/berth";      // runtime state: monitors, container bundles, pinned namespaces
-    std::string log_level = "info";            // error, warn, info, debug
-    std::string log_format = "text";           // text or json (one JSON object per line)
-    std::string metrics_address;               // host:port of the Prometheus endpoint (IP literal); empty: off
-    std::string monitor_path;                  // berth-monitor; empty: beside the berthd binary
-    std::string default_handler = "berth";     // the handler of pods that name none ("" runtime_handler)
+    std::string root_dir = "/var/lib/berth";         // images (blobs, snapshots, metadata.db), container records
+    std::string state_dir = "/run/berth";            // runtime state: monitors, container bundles, pinned namespaces
+    std::string log_level = "info";                  // error, warn, info, debug
+    std::string log_format = "text";                 // text or json (one JSON object per line)
+    std::string metrics_address;                     // host:port of the Prometheus endpoint (IP literal); empty: off
+    std::string monitor_path;                        // berth-monitor; empty: beside the berthd binary
+    std::string default_handler = "berth";           // the handler of pods that name none ("" runtime_handler)
     std::map<std::string, RuntimeHandler> handlers;  // always holds "berth" (libberth)
-    std::string cgroup_driver = "cgroupfs";    // what RuntimeConfig reports; "systemd" is not supported yet
-    std::string cgroup_parent = "/berth";      // parent of pod cgroups when kubelet names none
-    OomClamp oom_clamp = OomClamp::automatic;  // automatic: clamp when the daemon itself cannot lower its score
+    std::string cgroup_driver = "cgroupfs";          // what RuntimeConfig reports; "systemd" is not supported yet
+    std::string cgroup_parent = "/berth";            // parent of pod cgroups when kubelet names none
+    OomClamp oom_clamp = OomClamp::automatic;        // automatic: clamp when the daemon itself cannot lower its score
     image::RegistryConfig registries;
     std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
     std::string cni_conf_dir = "/etc/cni/net.d";
-    bool cni_enabled = true;             // false: pods get a network namespace with loopback only, no CNI
-    int cni_plugin_timeout_s = 60;       // one plugin execution; killed after this
+    bool cni_enabled = true;                        // false: pods get a network namespace with loopback only, no CNI
+    int cni_plugin_timeout_s = 60;                  // one plugin execution; killed after this
     std::string streaming_address = "127.0.0.1:0";  // host:port of the exec/attach/port-forward server
     // PEM certificate and key of the streaming server: both set = https URLs, both empty = http.
     std::string streaming_tls_cert;
     std::string streaming_tls_key;
     // Seconds an Exec/Attach/PortForward URL stays valid unused.
     int64_t streaming_token_lifetime = 60;
-    std::string pod_infra_command;             // reserved for pods sharing their PID namespace
+    // Seconds a streaming connection may go without a byte either way before it is closed (kubelet's and
+    // containerd's default: 4 hours); 0: never.
+    int64_t streaming_idle_timeout = 14400;
+    std::string pod_infra_command;  // reserved for pods sharing their PID namespace
 };
 
 // Reads the TOML file at `path` over the defaults. A missing file is the defaults when `must_exist` is false.

@@ -91,7 +91,8 @@ Result<void> run_daemon(const DaemonConfig& config, const ConfigFile& file) {
     stream::ServerOptions stream_options{.address = config.streaming_address,
                                          .tls_cert = config.streaming_tls_cert,
                                          .tls_key = config.streaming_tls_key,
-                                         .token_lifetime = std::chrono::seconds(config.streaming_token_lifetime)};
+                                         .token_lifetime = std::chrono::seconds(config.streaming_token_lifetime),
+                                         .idle_timeout = std::chrono::seconds(config.streaming_idle_timeout)};
     stream::StreamBackend backend{
         .exec = [&targets](const ExecOptions& o) { return targets.exec(o); },
         .attach = [&targets](const AttachOptions& o) { return targets.attach(o); },

@@ -32,6 +32,51 @@ namespace http = boost::beast::http;
 
 namespace berth::stream {
 
+namespace {
+
+int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+// A served connection that notes when it last carried bytes, for the idle timeout. Handing out the socket for a
+// splice counts too: the caller writes through it right after.
+class ActivityConn final : public Conn {
+public:
+    explicit ActivityConn(std::unique_ptr<Conn> c) : c_(std::move(c)) {}
+    Result<size_t> read(std::span<char> buf) override {
+        auto n = c_->read(buf);
+        if (n && *n > 0) touch();
+        return n;
+    }
+    Result<void> write_all(std::span<const char> buf) override {
+        touch();
+        auto r = c_->write_all(buf);
+        touch();
+        return r;
+    }
+    Result<void> write_all(std::span<const char> head, std::span<const char> body) override {
+        touch();
+        auto r = c_->write_all(head, body);
+        touch();
+        return r;
+    }
+    int splice_fd() const override {
+        touch();
+        return c_->splice_fd();
+    }
+    void shutdown() override { c_->shutdown(); }
+    // Milliseconds since the last byte either way (or since the connection was accepted).
+    int64_t idle_ms() const { return steady_ms() - last_.load(std::memory_order_relaxed); }
+
+private:
+    void touch() const { last_.store(steady_ms(), std::memory_order_relaxed); }
+    std::unique_ptr<Conn> c_;
+    mutable std::atomic<int64_t> last_{steady_ms()};
+};
+
 struct StreamServer::State {
     ServerOptions options;
     StreamBackend backend;
@@ -48,7 +93,7 @@ struct StreamServer::State {
 
     std::mutex mu;
     std::condition_variable cv;
-    std::map<uint64_t, Conn*> conns;  // connections being served, to end them at stop
+    std::map<uint64_t, ActivityConn*> conns;  // connections being served, to end them at stop or when idle
     uint64_t next_conn = 0;
     uint64_t threads = 0;  // connection threads alive
     bool stopping = false;
@@ -628,29 +673,53 @@ void serve_connection(std::shared_ptr<StreamServer::State> st, UniqueFd fd) {
     } else {
         conn = plain_conn(std::move(fd));
     }
+    auto tracked = std::make_unique<ActivityConn>(std::move(conn));
     uint64_t id;
     {
         std::lock_guard lock(st->mu);
         if (st->stopping) return;
         id = st->next_conn++;
-        st->conns[id] = conn.get();
+        st->conns[id] = tracked.get();
     }
-    ConnectionHandler(*st, *conn).serve();
-    conn->shutdown();
+    ConnectionHandler(*st, *tracked).serve();
+    tracked->shutdown();
     std::lock_guard lock(st->mu);
     st->conns.erase(id);
     st->cv.notify_all();
 }
 
+// Ends the connections that carried nothing for the idle timeout: their handlers see the connection close as
+// when a client goes away.
+void close_idle(StreamServer::State& st) {
+    const int64_t limit = st.options.idle_timeout.count();
+    std::lock_guard lock(st.mu);
+    for (auto& [id, conn] : st.conns) {
+        if (conn->idle_ms() < limit) continue;
+        log::info("streaming: connection {} idle for {} s: closed", id, conn->idle_ms() / 1000);
+        conn->shutdown();
+    }
+}
+
 void accept_loop(std::shared_ptr<StreamServer::State> st) {
+    // Idle connections are looked for a few times per timeout (at least every 30 s, at most every 10 ms).
+    const auto idle = st->options.idle_timeout;
+    const int sweep_ms = idle.count() > 0 ? static_cast<int>(std::clamp<int64_t>(idle.count() / 4, 10, 30000)) : -1;
+    int64_t next_sweep = steady_ms() + std::max(sweep_ms, 0);
     for (;;) {
         pollfd fds[2] = {{st->listen_fd.get(), POLLIN, 0}, {st->stop_fd.get(), POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
+        int wait_ms = sweep_ms < 0 ? -1 : static_cast<int>(std::max<int64_t>(next_sweep - steady_ms(), 0));
+        int ready = ::poll(fds, 2, wait_ms);
+        if (ready < 0) {
             if (errno == EINTR) continue;
             log::error("streaming: poll on the listening socket: {}", std::strerror(errno));
             return;
         }
         if (fds[1].revents) return;
+        if (sweep_ms >= 0 && steady_ms() >= next_sweep) {
+            close_idle(*st);
+            next_sweep = steady_ms() + sweep_ms;
+        }
+        if (!(fds[0].revents & POLLIN)) continue;
         int fd = ::accept4(st->listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;

@@ -3,7 +3,8 @@
 // remote command (exec, attach) or port-forward protocol then runs over it (remote_command.hpp, port_forward.hpp).
 //
 // URLs: <scheme>://<host:port>/{exec,attach,portforward}/<token>. A token is single-use and expires after the
-// configured lifetime; unknown, used and expired tokens are answered 404. One thread per connection.
+// configured lifetime; unknown, used and expired tokens are answered 404. One thread per connection; the accept
+// thread also closes connections idle for longer than the idle timeout.
 //
 // Thread-safety: every member may be called from any thread.
 #pragma once
@@ -30,6 +31,9 @@ struct ServerOptions {
     // How long the server waits for a SPDY client's streams (and a port-forward's stream pairs), as kubelet's
     // stream creation timeout.
     std::chrono::milliseconds stream_creation_timeout = std::chrono::seconds(30);
+    // A connection that has read and written nothing for this long is closed, as one whose client went away (its
+    // exec'd process killed, its port-forwards ended), like kubelet's streaming connection idle timeout. 0: never.
+    std::chrono::milliseconds idle_timeout = std::chrono::hours(4);
 };
 
 // What the server reaches: berthd binds these to cri::StreamTargets; tests bind host processes.

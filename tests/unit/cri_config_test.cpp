@@ -58,6 +58,7 @@ TEST_F(ConfigTest, MissingDefaultFileIsTheDefaults) {
     EXPECT_EQ(c->cni_conf_dir, "/etc/cni/net.d");
     EXPECT_EQ(c->streaming_address, "127.0.0.1:0");
     EXPECT_EQ(c->streaming_token_lifetime, 60);
+    EXPECT_EQ(c->streaming_idle_timeout, 14400);
     EXPECT_EQ(c->streaming_tls_cert, "");
     EXPECT_TRUE(c->registries.hosts.empty());
 }
@@ -91,6 +92,7 @@ streaming_address = "[::1]:10010"
 streaming_tls_cert = "/etc/berth/stream.crt"
 streaming_tls_key = "/etc/berth/stream.key"
 streaming_token_lifetime = 30
+streaming_idle_timeout = 0
 pod_infra_command = "/pause"
 
 [cni]
@@ -137,6 +139,7 @@ registry_token = "rt"
     EXPECT_EQ(c->streaming_tls_cert, "/etc/berth/stream.crt");
     EXPECT_EQ(c->streaming_tls_key, "/etc/berth/stream.key");
     EXPECT_EQ(c->streaming_token_lifetime, 30);
+    EXPECT_EQ(c->streaming_idle_timeout, 0);
     EXPECT_EQ(c->pod_infra_command, "/pause");
     EXPECT_EQ(c->cni_bin_dirs, (std::vector<std::string>{"/a/bin", "/b/bin"}));
     EXPECT_EQ(c->cni_conf_dir, "/a/net.d");
@@ -279,6 +282,8 @@ TEST_F(ConfigTest, ValuesAreChecked) {
     EXPECT_CONTAINS(error_of("streaming_tls_key = \"k.pem\""), "streaming_tls_key: \"k.pem\" is not an absolute path");
     EXPECT_CONTAINS(error_of("streaming_token_lifetime = 0"), "streaming_token_lifetime: 0 is not a number of seconds");
     EXPECT_CONTAINS(error_of("streaming_token_lifetime = \"1m\""), "streaming_token_lifetime: expected an integer");
+    EXPECT_CONTAINS(error_of("streaming_idle_timeout = -1"), "streaming_idle_timeout: -1 is not a number of seconds");
+    EXPECT_CONTAINS(error_of("streaming_idle_timeout = \"4h\""), "streaming_idle_timeout: expected an integer");
     EXPECT_CONTAINS(error_of("[registries.\"r\"]\nmirrors = [\"ftp://m.example\"]"),
                     "registries.r.mirrors[0]: \"ftp://m.example\" is not an http:// or https:// URL");
     EXPECT_CONTAINS(error_of("[registries.\"r\"]\nmirrors = [\"\"]"), "registries.r.mirrors[0]: \"\"");

@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "../integration/stream_clients.hpp"
 #include "common/fs.hpp"
 #include "stream/protocol.hpp"
 #include "stream/remote_command.hpp"
@@ -23,7 +24,6 @@
 #include "stream/tokens.hpp"
 #include "stream/websocket.hpp"
 #include "stream_host_session.hpp"
-#include "../integration/stream_clients.hpp"
 
 namespace berth::stream {
 namespace {
@@ -31,11 +31,15 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 // The clients the integration tests use against berthd serve here against the bare server.
-using test::SpdyClient;
 using test::sha256_hex;
 using test::spdy_connect;
-inline json run_client(const std::vector<std::string>& args) { return test::run_ws_client(args); }
-inline std::string read_all(spdy::Stream& st) { return test::spdy_read_all(st); }
+using test::SpdyClient;
+inline json run_client(const std::vector<std::string>& args) {
+    return test::run_ws_client(args);
+}
+inline std::string read_all(spdy::Stream& st) {
+    return test::spdy_read_all(st);
+}
 
 // ---- codecs ----
 
@@ -541,6 +545,55 @@ TEST_F(StreamServerTest, SpdyClientVanishingKillsTheProcess) {
     for (int i = 0; i < 100 && server_->counts().exec_sessions == 0; ++i) std::this_thread::sleep_for(20ms);
     EXPECT_EQ(server_->counts().exec_sessions, 1u);
     c.session.reset();  // the connection goes away mid-command
+    EXPECT_TRUE(no_process_left());
+}
+
+TEST_F(StreamServerTest, IdleConnectionsAreClosedTalkingOnesKept) {
+    ServerOptions o;
+    o.idle_timeout = 300ms;
+    start(o);
+    // A silent exec: once nothing moved for the timeout, the connection is closed and the process killed.
+    auto c = spdy_connect(exec_url({"sleep", "1000"}, true, false), {"v4.channel.k8s.io"});
+    ASSERT_EQ(c.status, 101) << c.head;
+    auto err = open_stream(*c.session, kStreamTypeError);
+    auto in = open_stream(*c.session, kStreamTypeStdin);
+    auto out = open_stream(*c.session, kStreamTypeStdout);
+    auto errout = open_stream(*c.session, kStreamTypeStderr);
+    ASSERT_TRUE(err && in && out && errout);
+    auto opened = std::chrono::steady_clock::now();
+    for (int i = 0; i < 100 && server_->counts().exec_sessions == 0; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(server_->counts().exec_sessions, 1u);
+    for (int i = 0; i < 500 && !c.session->closed(); ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(c.session->closed()) << "an idle connection was not closed";
+    EXPECT_GE(std::chrono::steady_clock::now() - opened, 250ms);
+    EXPECT_TRUE(no_process_left());
+
+    // A conversation with pauses shorter than the timeout outlives it several times over.
+    auto d = spdy_connect(exec_url({"cat"}, true, false), {"v4.channel.k8s.io"});
+    ASSERT_EQ(d.status, 101) << d.head;
+    auto derr = open_stream(*d.session, kStreamTypeError);
+    auto din = open_stream(*d.session, kStreamTypeStdin);
+    auto dout = open_stream(*d.session, kStreamTypeStdout);
+    auto derrout = open_stream(*d.session, kStreamTypeStderr);
+    ASSERT_TRUE(derr && din && dout && derrout);
+    for (int i = 0; i < 8; ++i) {
+        std::this_thread::sleep_for(150ms);
+        std::string line = fmt::format("line {}\n", i);
+        ASSERT_TRUE(din->write(std::span<const char>(line.data(), line.size())));
+        std::string echoed;
+        char buf[64];
+        while (echoed.size() < line.size()) {
+            auto n = dout->read(buf);
+            ASSERT_TRUE(n && *n > 0) << "connection closed while talking, round " << i;
+            echoed.append(buf, *n);
+        }
+        EXPECT_EQ(echoed, line);
+    }
+    EXPECT_FALSE(d.session->closed());
+    ASSERT_TRUE(din->close_write());
+    EXPECT_EQ(read_all(*dout), "");
+    EXPECT_EQ(json::parse(read_all(*derr), nullptr, false)["status"], "Success");
+    d.session->close();
     EXPECT_TRUE(no_process_left());
 }
 
