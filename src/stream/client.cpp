@@ -122,12 +122,17 @@ std::optional<TerminalSize> TerminalSizeQueue::next(std::chrono::milliseconds ti
 
 Result<ParsedUrl> parse_stream_url(const std::string& url) {
     std::string_view u = url;
-    if (u.starts_with("https://")) return fail("stream URL {}: https is not supported by this client yet", url);
-    if (!u.starts_with("http://")) return fail("stream URL {:?}: expected http://host:port/path", url);
-    u.remove_prefix(7);
+    ParsedUrl p;
+    if (u.starts_with("https://")) {
+        p.tls = true;
+        u.remove_prefix(8);
+    } else if (u.starts_with("http://")) {
+        u.remove_prefix(7);
+    } else {
+        return fail("stream URL {:?}: expected http://host:port/path or https://", url);
+    }
     size_t slash = u.find('/');
     std::string_view authority = u.substr(0, slash);
-    ParsedUrl p;
     p.target = slash == std::string_view::npos ? "/" : std::string(u.substr(slash));
     if (authority.starts_with('[')) {
         size_t close = authority.find(']');
@@ -141,7 +146,7 @@ Result<ParsedUrl> parse_stream_url(const std::string& url) {
         if (colon != std::string_view::npos) p.port = std::string(authority.substr(colon + 1));
     }
     if (p.host.empty()) return fail("stream URL {}: no host", url);
-    if (p.port.empty()) p.port = "80";
+    if (p.port.empty()) p.port = p.tls ? "443" : "80";
     if (!std::ranges::all_of(p.port, [](char c) { return c >= '0' && c <= '9'; }))
         return fail("stream URL {}: bad port {:?}", url, p.port);
     return p;
@@ -170,7 +175,7 @@ Result<int> exit_code_from_status(std::string_view text) {
 namespace {
 
 struct Upgraded {
-    UniqueFd fd;
+    std::unique_ptr<Conn> conn;
     std::string buffered;  // bytes after the HTTP headers: the first SPDY bytes
     std::string protocol;  // X-Stream-Protocol-Version chosen by the server
 };
@@ -182,26 +187,32 @@ std::string lower(std::string_view s) {
 }
 
 // POST with Upgrade: SPDY/3.1, offering `protocols` newest first (one X-Stream-Protocol-Version line each).
-Result<Upgraded> upgrade_spdy(const std::string& url, std::initializer_list<std::string_view> protocols) {
+Result<Upgraded> upgrade_spdy(const std::string& url, const TlsClientOptions& tls,
+                              std::initializer_list<std::string_view> protocols) {
     BERTH_ASSIGN(ParsedUrl u, parse_stream_url(url));
     BERTH_ASSIGN(UniqueFd fd, dial(u.host, u.port));
+    std::unique_ptr<Conn> conn;
+    if (u.tls) {
+        BERTH_ASSIGN(conn, tls_connect(std::move(fd), u.host, tls));
+    } else {
+        conn = plain_conn(std::move(fd));
+    }
     std::string host = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
     std::string req = fmt::format("POST {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: berthctl\r\nContent-Length: 0\r\n"
                                   "Connection: Upgrade\r\nUpgrade: {}\r\n",
                                   u.target, host, u.port, kSpdyUpgrade);
     for (auto p : protocols) req += fmt::format("{}: {}\r\n", kProtocolHeader, p);
     req += "\r\n";
-    BERTH_TRY_CTX(write_fd(fd.get(), req), "upgrade {}", url);
+    BERTH_TRY_CTX(conn->write_all(req), "upgrade {}", url);
     std::string in;
     size_t end;
     char buf[4096];
     while ((end = in.find("\r\n\r\n")) == std::string::npos) {
         if (in.size() > 64 * 1024) return fail("upgrade {}: response headers too large", url);
-        ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return fail_sys("upgrade {}: read response", url);
-        if (n == 0) return fail("upgrade {}: connection closed before the response", url);
-        in.append(buf, size_t(n));
+        auto n = conn->read(buf);
+        if (!n) return std::unexpected(std::move(n).error().wrap(fmt::format("upgrade {}: read response", url)));
+        if (*n == 0) return fail("upgrade {}: connection closed before the response", url);
+        in.append(buf, *n);
     }
     std::string_view head(in.data(), end);
     size_t eol = head.find("\r\n");
@@ -233,16 +244,16 @@ Result<Upgraded> upgrade_spdy(const std::string& url, std::initializer_list<std:
     }
     if (lower(header("upgrade")) != lower(kSpdyUpgrade))
         return fail("upgrade {}: server upgraded to {:?}, not {}", url, header("upgrade"), kSpdyUpgrade);
-    return Upgraded{std::move(fd), in.substr(end + 4), header(lower(kProtocolHeader))};
+    return Upgraded{std::move(conn), in.substr(end + 4), header(lower(kProtocolHeader))};
 }
 
 Result<int> spdy_remote_command(const std::string& url, const RemoteCommandOptions& o) {
-    BERTH_ASSIGN(Upgraded up, upgrade_spdy(url, {kRemoteCommandV5, kRemoteCommandV4, kRemoteCommandV3,
+    BERTH_ASSIGN(Upgraded up, upgrade_spdy(url, o.tls, {kRemoteCommandV5, kRemoteCommandV4, kRemoteCommandV3,
                                                  kRemoteCommandV2, kRemoteCommandV1}));
     // No protocol header in the answer: the server only knows the first protocol (client-go assumes the same).
     int version = up.protocol.empty() ? 1 : remote_command_version(up.protocol);
     if (version == 0) return fail("exec {}: server chose unknown protocol {:?}", url, up.protocol);
-    BERTH_ASSIGN(auto session, spdy::Session::start(plain_conn(std::move(up.fd)), spdy::Session::Role::client,
+    BERTH_ASSIGN(auto session, spdy::Session::start(std::move(up.conn), spdy::Session::Role::client,
                                                     std::move(up.buffered)));
     auto open = [&](std::string_view type) {
         return session->open({{std::string(kStreamTypeHeader), std::string(type)}});
@@ -367,12 +378,12 @@ Result<int> run_remote_command(const std::string& url, const RemoteCommandOption
     return spdy_remote_command(url, o);
 }
 
-Result<std::unique_ptr<SpdyPortForward>> SpdyPortForward::connect(const std::string& url) {
-    BERTH_ASSIGN(Upgraded up, upgrade_spdy(url, {kPortForwardProtocol}));
+Result<std::unique_ptr<SpdyPortForward>> SpdyPortForward::connect(const std::string& url, const TlsClientOptions& tls) {
+    BERTH_ASSIGN(Upgraded up, upgrade_spdy(url, tls, {kPortForwardProtocol}));
     if (up.protocol != kPortForwardProtocol)
         return fail("port-forward {}: server chose protocol {:?}, not {}", url, up.protocol, kPortForwardProtocol);
-    BERTH_ASSIGN(auto session, spdy::Session::start(plain_conn(std::move(up.fd)), spdy::Session::Role::client,
-                                                    std::move(up.buffered)));
+    BERTH_ASSIGN(auto session,
+                 spdy::Session::start(std::move(up.conn), spdy::Session::Role::client, std::move(up.buffered)));
     return std::make_unique<SpdyPortForwardImpl>(std::move(session));
 }
 

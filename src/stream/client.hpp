@@ -3,7 +3,8 @@
 // command protocol (channel.k8s.io ... v5.channel.k8s.io) or the port-forward protocol (portforward.k8s.io over
 // SPDY; channel pairs over WebSocket).
 //
-// URLs: http://host:port/path. https is refused with a clear error (no TLS client yet).
+// URLs: http://host:port/path, or https:// (TLS 1.2+, the server's certificate checked as TlsClientOptions say;
+// SPDY only: the WebSocket client refuses https with a clear error).
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,7 @@
 
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
+#include "stream/tls_conn.hpp"
 
 namespace berth::stream {
 
@@ -53,6 +55,7 @@ struct RemoteCommandOptions {
     int stderr_fd = -1;  // with a tty the remote side has no separate stderr: leave it -1
     bool tty = false;
     TerminalSizeQueue* resize = nullptr;  // tty only; optional
+    TlsClientOptions tls;                 // for https URLs
 };
 
 // Runs an exec or attach session on `url` until the remote side ends it. Returns the remote command's exit code
@@ -65,7 +68,8 @@ struct RemoteCommandOptions {
 class SpdyPortForward {
 public:
     virtual ~SpdyPortForward() = default;
-    [[nodiscard]] static Result<std::unique_ptr<SpdyPortForward>> connect(const std::string& url);
+    [[nodiscard]] static Result<std::unique_ptr<SpdyPortForward>> connect(const std::string& url,
+                                                                          const TlsClientOptions& tls = {});
     // Copies `local` <-> the pod's `port` until both directions are done (half-close passed on both ways).
     // Blocks; may run on many threads at once.
     [[nodiscard]] virtual Result<void> forward(UniqueFd local, uint16_t port) = 0;
@@ -85,6 +89,7 @@ struct ParsedUrl {
     std::string host;
     std::string port;
     std::string target;  // path + query
+    bool tls = false;    // https
 };
 [[nodiscard]] Result<ParsedUrl> parse_stream_url(const std::string& url);
 // The exit code carried by a remote command error stream (v4+ Status JSON): 0 for Success.

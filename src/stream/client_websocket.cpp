@@ -39,6 +39,8 @@ public:
     // Connects and completes the handshake offering `protocols` (newest first).
     Result<void> connect(const std::string& url, const std::vector<std::string>& protocols) {
         BERTH_ASSIGN(ParsedUrl u, parse_stream_url(url));
+        if (u.tls)
+            return fail("websocket {}: https is not supported by the WebSocket client; use the SPDY transport", url);
         try {
             tcp::resolver resolver(ioc_);
             auto results = resolver.resolve(u.host, u.port);

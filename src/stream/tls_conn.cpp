@@ -3,12 +3,15 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
+#include <string_view>
 
 namespace berth::stream {
 namespace {
@@ -128,16 +131,21 @@ TlsContext::~TlsContext() {
     SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
 }
 
-Result<std::unique_ptr<Conn>> tls_accept(TlsContext& ctx, UniqueFd fd) {
+namespace {
+
+// Runs the handshake of `ssl` (set up on `fd`, either side) on a non-blocking socket within the timeout; a Conn
+// once done. `peer` names the other side in errors. Frees `ssl` on failure.
+Result<std::unique_ptr<Conn>> handshake(SSL* ssl, UniqueFd fd, bool server, std::string_view peer) {
     int flags = ::fcntl(fd.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) < 0) return fail_sys("TLS: O_NONBLOCK");
-    SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ctx.native()));
-    if (!ssl) return fail("TLS: {}", ssl_error_text());
+    if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) < 0) {
+        SSL_free(ssl);
+        return fail_sys("TLS: O_NONBLOCK");
+    }
     SSL_set_fd(ssl, fd.get());
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kHandshakeTimeoutMs);
     for (;;) {
         ERR_clear_error();
-        int r = SSL_accept(ssl);
+        int r = server ? SSL_accept(ssl) : SSL_connect(ssl);
         if (r == 1) break;
         int err = SSL_get_error(ssl, r);
         int left = static_cast<int>(
@@ -146,10 +154,51 @@ Result<std::unique_ptr<Conn>> tls_accept(TlsContext& ctx, UniqueFd fd) {
             wait_fd(fd.get(), err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, left))
             continue;
         std::string why = err == SSL_ERROR_SSL ? ssl_error_text() : left <= 0 ? "timed out" : "connection closed";
+        if (long v = SSL_get_verify_result(ssl); !server && v != X509_V_OK)
+            why = fmt::format("the server's certificate: {}", X509_verify_cert_error_string(v));
         SSL_free(ssl);
-        return fail("TLS handshake with a streaming client: {}", why);
+        return fail("TLS handshake with {}: {}", peer, why);
     }
     return std::unique_ptr<Conn>(new TlsConn(ssl, std::move(fd)));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Conn>> tls_accept(TlsContext& ctx, UniqueFd fd) {
+    SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ctx.native()));
+    if (!ssl) return fail("TLS: {}", ssl_error_text());
+    return handshake(ssl, std::move(fd), true, "a streaming client");
+}
+
+Result<std::unique_ptr<Conn>> tls_connect(UniqueFd fd, const std::string& host, const TlsClientOptions& options) {
+    // One context per connection: a client makes few, and each may trust other CAs.
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+    if (!ctx) return fail("TLS context: {}", ssl_error_text());
+    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (!options.skip_verify) {
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+        if (!options.ca_file.empty()) {
+            if (SSL_CTX_load_verify_locations(ctx.get(), options.ca_file.c_str(), nullptr) != 1)
+                return fail("TLS CA file {}: {}", options.ca_file, ssl_error_text());
+        } else if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
+            return fail("TLS: the system's CA certificates: {}", ssl_error_text());
+        }
+    }
+    SSL* ssl = SSL_new(ctx.get());  // holds its own reference to the context
+    if (!ssl) return fail("TLS: {}", ssl_error_text());
+    bool ip = host.find(':') != std::string::npos || host.find_first_not_of("0123456789.") == std::string::npos;
+    if (!ip) SSL_set_tlsext_host_name(ssl, host.c_str());  // SNI takes names only
+    if (!options.skip_verify) {
+        X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+        int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
+                    : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+        if (ok != 1) {
+            SSL_free(ssl);
+            return fail("TLS: cannot check the server's name {:?}", host);
+        }
+    }
+    return handshake(ssl, std::move(fd), false, fmt::format("the streaming server {}", host));
 }
 
 }  // namespace berth::stream

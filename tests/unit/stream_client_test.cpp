@@ -310,8 +310,10 @@ TEST(StreamClient, ParsesUrls) {
     EXPECT_EQ(parse_stream_url("http://host/x")->port, "80");
     EXPECT_FALSE(parse_stream_url("ftp://host/x"));
     auto tls = parse_stream_url("https://host/x");
-    ASSERT_FALSE(tls);
-    EXPECT_NE(tls.error().message().find("not supported"), std::string::npos);
+    ASSERT_TRUE(tls);
+    EXPECT_TRUE(tls->tls);
+    EXPECT_EQ(tls->port, "443");
+    EXPECT_FALSE(parse_stream_url("http://host/x")->tls);
 }
 
 // ---- WebSocket ----

@@ -11,12 +11,14 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
 #include "../integration/stream_clients.hpp"
 #include "common/fs.hpp"
+#include "stream/client.hpp"
 #include "stream/protocol.hpp"
 #include "stream/remote_command.hpp"
 #include "stream/server.hpp"
@@ -24,6 +26,7 @@
 #include "stream/tokens.hpp"
 #include "stream/websocket.hpp"
 #include "stream_host_session.hpp"
+#include "test_fds.hpp"
 
 namespace berth::stream {
 namespace {
@@ -469,6 +472,66 @@ TEST_F(StreamServerTest, TlsWhenACertificateIsConfigured) {
     auto bad = StreamServer::start(ServerOptions{.tls_cert = cert, .tls_key = other}, StreamBackend{});
     ASSERT_FALSE(bad);
     EXPECT_NE(bad.error().message().find(other), std::string::npos) << bad.error().message();
+}
+
+// berthctl's clients (stream/client.hpp) against an https server: the certificate checked against a CA file and
+// the URL's IP address, a server the CA does not vouch for refused, and the check skipped when asked.
+TEST_F(StreamServerTest, ClientsSpeakTlsAndCheckTheServer) {
+    TestDir dir;
+    auto make_cert = [&](const std::string& name) {
+        std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=streamsrv-" + name +
+                          " -addext subjectAltName=IP:127.0.0.1 -keyout " + dir.path + "/" + name + ".key -out " +
+                          dir.path + "/" + name + ".pem >/dev/null 2>&1";
+        EXPECT_EQ(std::system(cmd.c_str()), 0);
+        return dir.path + "/" + name;
+    };
+    std::string server = make_cert("server"), stranger = make_cert("stranger");
+    ServerOptions o;
+    o.tls_cert = server + ".pem";
+    o.tls_key = server + ".key";
+    start(o);
+    auto exec_over = [&](const TlsClientOptions& tls) -> Result<std::pair<int, std::string>> {
+        std::string url = exec_url({"sh", "-c", "echo over-tls; exit 4"}, false, false, false);
+        EXPECT_TRUE(url.starts_with("https://127.0.0.1:")) << url;
+        testing::Pipe out;
+        RemoteCommandOptions ro{.stdout_fd = out.w.get(), .tls = tls};
+        auto code = run_remote_command(url, ro);
+        out.w.reset();
+        std::string text = testing::read_fd_all(out.r.get());
+        if (!code) return std::unexpected(code.error());
+        return std::pair{*code, text};
+    };
+    auto trusted = exec_over({.ca_file = server + ".pem"});
+    ASSERT_TRUE(trusted) << trusted.error().message();
+    EXPECT_EQ(trusted->first, 4);
+    EXPECT_EQ(trusted->second, "over-tls\n");
+
+    auto refused = exec_over({.ca_file = stranger + ".pem"});
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message().find("certificate"), std::string::npos) << refused.error().message();
+    auto system_cas = exec_over({});
+    ASSERT_FALSE(system_cas);
+
+    auto unchecked = exec_over({.skip_verify = true});
+    ASSERT_TRUE(unchecked) << unchecked.error().message();
+    EXPECT_EQ(unchecked->second, "over-tls\n");
+
+    // Port-forward over the same TLS, to a server on the loopback (the test backend dials 127.0.0.1).
+    PayloadServer payload(std::string(300000, 'p'));
+    auto url = server_->port_forward_url("pod-1", {payload.port()});
+    ASSERT_TRUE(url);
+    auto pf = SpdyPortForward::connect(*url, {.ca_file = server + ".pem"});
+    ASSERT_TRUE(pf) << pf.error().message();
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    UniqueFd mine(sv[0]);
+    auto fwd = std::async(std::launch::async, [&, fd = sv[1]] { return (*pf)->forward(UniqueFd(fd), payload.port()); });
+    ASSERT_EQ(::write(mine.get(), "GET\r\n\r\n", 7), 7);
+    ::shutdown(mine.get(), SHUT_WR);
+    EXPECT_EQ(testing::read_fd_all(mine.get()), std::string(300000, 'p'));
+    auto r = fwd.get();
+    EXPECT_TRUE(r) << r.error().message();
+    (*pf)->close();
 }
 
 // ---- SPDY, with the spdy branch's Session as the client ----

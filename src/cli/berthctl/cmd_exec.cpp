@@ -13,7 +13,9 @@ int cmd_exec(const GlobalOptions& opts, const std::vector<std::string>& args) {
                                 {"-it", false},
                                 {"-ti", false},
                                 {"-s|--sync", false},
-                                {"--transport", true}},
+                                {"--transport", true},
+                                {"--stream-ca", true},
+                                {"--stream-insecure", false}},
                                1);
     if (!p) return report(p.error());
     if (p->positional.empty()) return report(Error(0, "exec: expected CONTAINER_ID [--] CMD [ARGS...]"));

@@ -92,10 +92,17 @@ struct StreamFlags {
     bool interactive = false;
     bool tty = false;
     std::optional<stream::Transport> transport;
+    stream::TlsClientOptions tls;
 };
+
+// --stream-ca FILE / --stream-insecure: how an https streaming URL's server is checked.
+stream::TlsClientOptions stream_tls(const ParsedArgs& p) {
+    return {.ca_file = p.value("--stream-ca").value_or(""), .skip_verify = p.has("--stream-insecure")};
+}
 
 Result<StreamFlags> stream_flags(const ParsedArgs& p) {
     StreamFlags f;
+    f.tls = stream_tls(p);
     f.interactive = p.has("--interactive") || p.has("-it") || p.has("-ti");
     f.tty = p.has("--tty") || p.has("-it") || p.has("-ti");
     if (auto t = p.value("--transport")) {
@@ -112,6 +119,7 @@ int run_session(const std::string& url, const StreamFlags& f) {
     o.stdout_fd = STDOUT_FILENO;
     o.stderr_fd = f.tty ? -1 : STDERR_FILENO;
     o.tty = f.tty;
+    o.tls = f.tls;
     stream::TerminalSizeQueue sizes;
     std::optional<ResizeWatcher> watcher;
     std::optional<RawTerminal> raw;
@@ -147,7 +155,7 @@ int exec_streaming(const GlobalOptions& opts, const ParsedArgs& p, const std::ve
 int cmd_attach(const GlobalOptions& opts, const std::vector<std::string>& args) {
     auto p = ParsedArgs::parse("attach", args,
                                {{"-i|--interactive", false}, {"-t|--tty", false}, {"-it", false}, {"-ti", false},
-                                {"--transport", true}});
+                                {"--transport", true}, {"--stream-ca", true}, {"--stream-insecure", false}});
     if (!p) return report(p.error());
     if (p->positional.size() != 1) return report(Error(0, "attach: expected CONTAINER_ID"));
     auto f = stream_flags(*p);
@@ -206,7 +214,8 @@ Result<Forward> listen_forward(std::string_view spec) {
 }  // namespace
 
 int cmd_port_forward(const GlobalOptions& opts, const std::vector<std::string>& args) {
-    auto p = ParsedArgs::parse("port-forward", args, {{"--transport", true}});
+    auto p = ParsedArgs::parse("port-forward", args,
+                               {{"--transport", true}, {"--stream-ca", true}, {"--stream-insecure", false}});
     if (!p) return report(p.error());
     if (p->positional.size() < 2) return report(Error(0, "port-forward: expected POD_ID LOCAL:REMOTE [...]"));
     auto transport = stream::Transport::spdy;
@@ -252,7 +261,7 @@ int cmd_port_forward(const GlobalOptions& opts, const std::vector<std::string>& 
         std::lock_guard lk(spdy_mu);
         if (!spdy || spdy->closed()) {
             BERTH_ASSIGN(std::string url, new_url(std::nullopt));
-            BERTH_ASSIGN(auto s, stream::SpdyPortForward::connect(url));
+            BERTH_ASSIGN(auto s, stream::SpdyPortForward::connect(url, stream_tls(*p)));
             spdy = std::move(s);
         }
         return spdy;
