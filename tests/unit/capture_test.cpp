@@ -28,6 +28,18 @@ std::string repeated(const std::string& word, size_t n) {
     return s;
 }
 
+// Runs `req` under a deadline of 30 s (a hang fails the test instead of blocking the suite); the child must end
+// on its own, with `exit_code`.
+CaptureResult run_to_exit(CaptureRequest req, int exit_code) {
+    req.timeout = milliseconds(30000);
+    auto r = capture(req);
+    EXPECT_TRUE(r) << (r ? "" : r.error().message());
+    if (!r) return {};
+    EXPECT_FALSE(r->timed_out);
+    EXPECT_EQ(r->exit_code, exit_code);
+    return *r;
+}
+
 bool proc_exists(pid_t pid) {
     struct stat st;
     return ::stat(("/proc/" + std::to_string(pid)).c_str(), &st) == 0;
@@ -56,32 +68,27 @@ TEST(Capture, BothStreamsFarBeyondThePipeBufferAtOnce) {
     constexpr size_t kSize = 2'000'000;
     auto req = sh("(yes capture-err | head -c 2000000 >&2) & yes capture-out | head -c 2000000; wait");
     req.cap = 4 << 20;
-    req.timeout = milliseconds(30000);
-    auto r = capture(req);
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_FALSE(r->timed_out);
-    EXPECT_EQ(r->exit_code, 0);
-    EXPECT_EQ(r->out.size(), kSize);
-    EXPECT_EQ(r->err.size(), kSize);
-    EXPECT_TRUE(r->out == repeated("capture-out", kSize)) << "stdout differs";
-    EXPECT_TRUE(r->err == repeated("capture-err", kSize)) << "stderr differs";
+    auto r = run_to_exit(req, 0);
+    EXPECT_EQ(r.out.size(), kSize);
+    EXPECT_EQ(r.err.size(), kSize);
+    EXPECT_TRUE(r.out == repeated("capture-out", kSize)) << "stdout differs";
+    EXPECT_TRUE(r.err == repeated("capture-err", kSize)) << "stderr differs";
 }
 
 TEST(Capture, OutputBeyondTheCapIsReadAndDropped) {
     // The child must not block on a full pipe once the cap is reached: it writes 1 MB, then its last word.
     auto req = sh("yes capture-cap | head -c 1000000; echo done >&2; exit 4");
     req.cap = 1000;
-    req.timeout = milliseconds(30000);
-    auto r = capture(req);
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_FALSE(r->timed_out);
-    EXPECT_EQ(r->exit_code, 4);
-    EXPECT_EQ(r->out, repeated("capture-cap", 1000));
-    EXPECT_EQ(r->err, "done\n");
+    auto r = run_to_exit(req, 4);
+    EXPECT_EQ(r.out, repeated("capture-cap", 1000));
+    EXPECT_EQ(r.err, "done\n");
 }
 
-TEST(Capture, TimeoutRunsTheHookKillsAndReapsTheChild) {
-    auto req = sh("echo $$; exec sleep 30");
+// Runs `script`, which prints its pid first and runs on for 30 s, with a deadline of 300 ms: the hook runs once,
+// the child is killed, and its pid is gone from /proc (killed and reaped: no zombie). What it wrote before the
+// deadline is kept.
+void expect_killed_at_the_deadline(const std::string& script) {
+    auto req = sh(script);
     req.timeout = milliseconds(300);
     int hooks = 0;
     req.on_timeout = [&] { ++hooks; };
@@ -94,11 +101,14 @@ TEST(Capture, TimeoutRunsTheHookKillsAndReapsTheChild) {
     EXPECT_EQ(r->exit_code, 128 + SIGKILL);
     EXPECT_GE(took, milliseconds(300));
     EXPECT_LT(took, milliseconds(10000));
-    // What it wrote before the deadline is kept: its pid, which no longer exists (killed and reaped, no zombie).
     ASSERT_FALSE(r->out.empty());
     pid_t pid = static_cast<pid_t>(std::stoi(r->out));
     ASSERT_GT(pid, 0);
     EXPECT_FALSE(proc_exists(pid)) << "pid " << pid << " is still there";
+}
+
+TEST(Capture, TimeoutRunsTheHookKillsAndReapsTheChild) {
+    expect_killed_at_the_deadline("echo $$; exec sleep 30");
 }
 
 TEST(Capture, NoHookWithoutATimeout) {
@@ -121,14 +131,10 @@ TEST(Capture, StdinIsDeliveredWhileOutputIsReadAndEndsInEof) {
         req.input = input;
         req.stdin_socket = socket;
         req.cap = 4 << 20;
-        req.timeout = milliseconds(30000);
-        auto r = capture(req);
-        ASSERT_TRUE(r) << r.error().message();
-        EXPECT_FALSE(r->timed_out);
-        EXPECT_EQ(r->exit_code, 0);
-        EXPECT_EQ(r->out.size(), input.size());
-        EXPECT_TRUE(r->out == input) << "stdout differs from the input";
-        EXPECT_EQ(r->err, "eof-seen\n");
+        auto r = run_to_exit(req, 0);
+        EXPECT_EQ(r.out.size(), input.size());
+        EXPECT_TRUE(r.out == input) << "stdout differs from the input";
+        EXPECT_EQ(r.err, "eof-seen\n");
     }
 }
 
@@ -153,71 +159,35 @@ TEST(Capture, AChildThatDoesNotReadItsStdinRaisesNoSigpipeHere) {
         auto req = sh("exit 7");
         req.input = input;
         req.stdin_socket = socket;
-        req.timeout = milliseconds(30000);
-        auto r = capture(req);
-        ASSERT_TRUE(r) << r.error().message();
-        EXPECT_FALSE(r->timed_out);
-        EXPECT_EQ(r->exit_code, 7);
+        run_to_exit(req, 7);
         EXPECT_FALSE(sigpipe_pending());
     }
 }
 
 TEST(Capture, StderrIsStillReadAfterTheChildClosedItsStdout) {
-    auto req = sh("echo early; exec >&-; sleep 0.3; echo late >&2; exit 3");
-    req.timeout = milliseconds(30000);
-    auto r = capture(req);
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_FALSE(r->timed_out);
-    EXPECT_EQ(r->out, "early\n");
-    EXPECT_EQ(r->err, "late\n");
-    EXPECT_EQ(r->exit_code, 3);
+    auto r = run_to_exit(sh("echo early; exec >&-; sleep 0.3; echo late >&2; exit 3"), 3);
+    EXPECT_EQ(r.out, "early\n");
+    EXPECT_EQ(r.err, "late\n");
 }
 
 TEST(Capture, AChildWithItsOutputClosedIsWaitedForItsExit) {
     // No output at all to wait on: its exit code is still what it exits with later.
-    auto req = sh("exec >&- 2>&-; sleep 0.3; exit 6");
-    req.timeout = milliseconds(30000);
-    auto r = capture(req);
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_FALSE(r->timed_out);
-    EXPECT_EQ(r->exit_code, 6);
+    run_to_exit(sh("exec >&- 2>&-; sleep 0.3; exit 6"), 6);
 }
 
 TEST(Capture, TheDeadlineHoldsAfterTheChildClosedItsOutput) {
     // Both outputs closed, running on: it is killed at the deadline like any other.
-    auto req = sh("echo $$; exec >&- 2>&-; exec sleep 30");
-    req.timeout = milliseconds(300);
-    int hooks = 0;
-    req.on_timeout = [&] { ++hooks; };
-    auto t0 = steady_clock::now();
-    auto r = capture(req);
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_LT(steady_clock::now() - t0, milliseconds(10000));
-    EXPECT_TRUE(r->timed_out);
-    EXPECT_EQ(hooks, 1);
-    EXPECT_EQ(r->exit_code, 128 + SIGKILL);
-    ASSERT_FALSE(r->out.empty());
-    pid_t pid = static_cast<pid_t>(std::stoi(r->out));
-    ASSERT_GT(pid, 0);
-    EXPECT_FALSE(proc_exists(pid)) << "pid " << pid << " is still there";
+    expect_killed_at_the_deadline("echo $$; exec >&- 2>&-; exec sleep 30");
 }
 
 TEST(Capture, OutputEndsAtEofNotAtTheChildsExit) {
     // The child exits at once; what it started holds stdout a little longer, and what that writes is kept.
-    auto req = sh("(sleep 0.3; echo from-the-grandchild) & exit 2");
-    req.timeout = milliseconds(30000);
-    auto r = capture(req);
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_FALSE(r->timed_out);
-    EXPECT_EQ(r->exit_code, 2);
-    EXPECT_EQ(r->out, "from-the-grandchild\n");
+    auto r = run_to_exit(sh("(sleep 0.3; echo from-the-grandchild) & exit 2"), 2);
+    EXPECT_EQ(r.out, "from-the-grandchild\n");
 }
 
 TEST(Capture, DeathBySignalIs128PlusTheSignal) {
-    auto r = capture(sh("kill -TERM $$"));
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_FALSE(r->timed_out);
-    EXPECT_EQ(r->exit_code, 128 + SIGTERM);
+    run_to_exit(sh("kill -TERM $$"), 128 + SIGTERM);
 }
 
 TEST(Capture, AProgramThatCannotStartIsAnErrorNamingIt) {
