@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/capture.hpp"
 #include "common/error.hpp"
 
 namespace berth::cni {
@@ -15,17 +16,15 @@ struct ExecRequest {
     std::string binary;  // absolute path
     std::vector<std::pair<std::string, std::string>> env;
     std::string stdin_data;
-    std::chrono::milliseconds timeout{60000};
+    std::chrono::milliseconds timeout{60000};  // the plugin is killed after it; <= 0: no deadline
 };
 
-struct ExecOutput {
-    int exit_code = -1;  // 128+signal when killed
-    bool timed_out = false;
-    std::string out, err;  // each capped at 1 MiB
-};
+// exit_code (128+signal when killed), timed_out, out and err (each capped at 1 MiB).
+using ExecOutput = CaptureResult;
 
-// posix_spawn (vfork-like: nothing of the caller runs in the child). The child gets the default signal mask and
-// dispositions and no fd but 0-2. A binary that cannot be executed is an error here or exit status 127.
+// Through common/capture (posix_spawn: nothing of the caller runs in the child). The child gets the default signal
+// mask and dispositions and no fd but 0-2. A binary that cannot be executed is an error here ("start plugin
+// <binary>: ...") or exit status 127.
 [[nodiscard]] Result<ExecOutput> exec_plugin(const ExecRequest& r);
 
 }  // namespace berth::cni

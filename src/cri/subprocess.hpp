@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/capture.hpp"
 #include "common/error.hpp"
 
 namespace berth::cri {
@@ -30,15 +31,13 @@ struct SpawnOptions {
 // Waits for `pid`; its exit code, or 128+signal.
 [[nodiscard]] Result<int> wait_process(pid_t pid);
 
-struct CapturedRun {
-    int exit_code = -1;
-    std::string out, err;
-    bool timed_out = false;
-};
+// exit_code (or 128+signal), out, err, timed_out.
+using CapturedRun = CaptureResult;
 
-// Runs argv with `input` on stdin, collecting stdout and stderr (each capped at `cap` bytes; the rest is read and
-// dropped). timeout_ms <= 0: no timeout. On timeout, `on_timeout` runs (it kills what must die), then the child is
-// killed and reaped; timed_out is set.
+// Runs argv through common/capture with `input` on a pipe as stdin, collecting stdout and stderr (each capped at
+// `cap` bytes; the rest is read and dropped). timeout_ms <= 0: no timeout. On timeout, `on_timeout` runs (it kills
+// what must die, e.g. what the runtime started), then the child is killed and reaped; timed_out is set. Errors
+// name argv[0].
 [[nodiscard]] Result<CapturedRun> run_captured(const std::vector<std::string>& argv, const std::string& input,
                                                long timeout_ms, size_t cap, void (*on_timeout)(void*) = nullptr,
                                                void* arg = nullptr);

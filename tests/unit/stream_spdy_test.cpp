@@ -281,11 +281,8 @@ TEST(SpdySession, OpenAcceptExchangeAndHalfClose) {
 
 TEST(SpdySession, TenMegabytesEachWayWithFlowControl) {
     Pair p;
-    auto cs = std::async(std::launch::async, [&] { return p.client->open({{"streamtype", "data"}}); });
-    auto ss = p.server->accept(5s);
-    ASSERT_TRUE(ss);
-    auto c = cs.get();
-    ASSERT_TRUE(c);
+    auto [c, ss] = open_accepted(p);
+    ASSERT_TRUE(c && ss);
     const size_t size = 10 * 1024 * 1024;
     std::string up = pattern(size, 1), down = pattern(size, 2);
     auto writer = [](std::shared_ptr<Stream> s, const std::string& data) {
@@ -295,10 +292,10 @@ TEST(SpdySession, TenMegabytesEachWayWithFlowControl) {
         }
         return bool(s->close_write());
     };
-    auto w1 = std::async(std::launch::async, writer, *c, std::cref(up));
-    auto w2 = std::async(std::launch::async, writer, *ss, std::cref(down));
-    auto r1 = std::async(std::launch::async, [&] { return read_all(**ss); });
-    auto r2 = read_all(**c);
+    auto w1 = std::async(std::launch::async, writer, c, std::cref(up));
+    auto w2 = std::async(std::launch::async, writer, ss, std::cref(down));
+    auto r1 = std::async(std::launch::async, [&] { return read_all(*ss); });
+    auto r2 = read_all(*c);
     EXPECT_TRUE(w1.get());
     EXPECT_TRUE(w2.get());
     auto got_up = r1.get();
@@ -309,26 +306,23 @@ TEST(SpdySession, TenMegabytesEachWayWithFlowControl) {
 
 TEST(SpdySession, SlowReaderBlocksTheWriter) {
     Pair p;
-    auto cs = std::async(std::launch::async, [&] { return p.client->open({}); });
-    auto ss = p.server->accept(5s);
-    ASSERT_TRUE(ss);
-    auto c = cs.get();
-    ASSERT_TRUE(c);
+    auto [c, ss] = open_accepted(p);
+    ASSERT_TRUE(c && ss);
     std::atomic<size_t> written{0};
     const size_t total = 4 * 1024 * 1024;
     auto w = std::async(std::launch::async, [&] {
         std::string chunk(4096, 'z');
         for (size_t off = 0; off < total; off += chunk.size()) {
-            if (!(*c)->write(chunk)) return false;
+            if (!c->write(chunk)) return false;
             written += chunk.size();
         }
-        return bool((*c)->close_write());
+        return bool(c->close_write());
     });
     std::this_thread::sleep_for(300ms);
     // Nothing read yet: the writer stops at the stream's window (the one the reader announced).
     EXPECT_LE(written.load(), size_t(kStreamRecvWindow));
     EXPECT_GT(written.load(), 0u);
-    auto got = read_all(**ss);
+    auto got = read_all(*ss);
     ASSERT_TRUE(got);
     EXPECT_EQ(got->size(), total);
     EXPECT_TRUE(w.get());
@@ -336,24 +330,21 @@ TEST(SpdySession, SlowReaderBlocksTheWriter) {
 
 TEST(SpdySession, ResetEndsTheStreamOnBothSides) {
     Pair p;
-    auto cs = std::async(std::launch::async, [&] { return p.client->open({}); });
-    auto ss = p.server->accept(5s);
-    ASSERT_TRUE(ss);
-    auto c = cs.get();
-    ASSERT_TRUE(c);
+    auto [c, ss] = open_accepted(p);
+    ASSERT_TRUE(c && ss);
     auto blocked_read = std::async(std::launch::async, [&] {
         char b[10];
-        return (*c)->read(b);
+        return c->read(b);
     });
     std::this_thread::sleep_for(50ms);
-    (*ss)->reset(RstStatus::cancel);
+    ss->reset(RstStatus::cancel);
     auto r = blocked_read.get();
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code(), ECONNRESET);
     EXPECT_NE(r.error().message().find("CANCEL"), std::string::npos) << r.error().message();
     char b[10];
-    EXPECT_FALSE((*ss)->read(b));
-    EXPECT_FALSE((*ss)->write(std::string_view("x")));
+    EXPECT_FALSE(ss->read(b));
+    EXPECT_FALSE(ss->write(std::string_view("x")));
     // The session itself is unharmed.
     EXPECT_TRUE(p.client->ping());
 }
@@ -361,20 +352,17 @@ TEST(SpdySession, ResetEndsTheStreamOnBothSides) {
 TEST(SpdySession, DataBeforeTheResetIsStillRead) {
     // kubelet resets every stream before closing the connection: output sent before that must not be lost.
     Pair p;
-    auto cs = std::async(std::launch::async, [&] { return p.client->open({}); });
-    auto ss = p.server->accept(5s);
-    ASSERT_TRUE(ss);
-    auto c = cs.get();
-    ASSERT_TRUE(c);
-    ASSERT_TRUE((*ss)->write(std::string_view("last words")));
-    (*ss)->reset(RstStatus::cancel);
+    auto [c, ss] = open_accepted(p);
+    ASSERT_TRUE(c && ss);
+    ASSERT_TRUE(ss->write(std::string_view("last words")));
+    ss->reset(RstStatus::cancel);
     p.server->close();
     p.client->wait_closed();
     char b[64];
-    auto n = (*c)->read(b);
+    auto n = c->read(b);
     ASSERT_TRUE(n);
     EXPECT_EQ(std::string_view(b, *n), "last words");
-    auto after = (*c)->read(b);
+    auto after = c->read(b);
     ASSERT_FALSE(after);
     EXPECT_EQ(after.error().code(), ECONNRESET);
 }
@@ -390,11 +378,8 @@ TEST(SpdySession, PingBothWays) {
 
 TEST(SpdySession, GoAwayRefusesNewStreamsAndLetsOpenOnesFinish) {
     Pair p;
-    auto cs = std::async(std::launch::async, [&] { return p.client->open({}); });
-    auto ss = p.server->accept(5s);
-    ASSERT_TRUE(ss);
-    auto c = cs.get();
-    ASSERT_TRUE(c);
+    auto [c, ss] = open_accepted(p);
+    ASSERT_TRUE(c && ss);
     p.server->goaway();
     EXPECT_FALSE(p.server->accept(100ms));
     // Wait until the client saw the GOAWAY: a ping after it round-trips behind it.
@@ -403,14 +388,14 @@ TEST(SpdySession, GoAwayRefusesNewStreamsAndLetsOpenOnesFinish) {
     ASSERT_FALSE(refused);
     EXPECT_NE(refused.error().message().find("GOAWAY"), std::string::npos);
     // The open stream still works both ways.
-    ASSERT_TRUE((*c)->write(std::string_view("still")));
-    ASSERT_TRUE((*c)->close_write());
-    auto got = read_all(**ss);
+    ASSERT_TRUE(c->write(std::string_view("still")));
+    ASSERT_TRUE(c->close_write());
+    auto got = read_all(*ss);
     ASSERT_TRUE(got);
     EXPECT_EQ(*got, "still");
     EXPECT_FALSE(p.client->closed());
-    ASSERT_TRUE((*ss)->close_write());
-    auto back = read_all(**c);
+    ASSERT_TRUE(ss->close_write());
+    auto back = read_all(*c);
     ASSERT_TRUE(back);
     // Its last stream done, the client's session ends.
     p.client->wait_closed();
