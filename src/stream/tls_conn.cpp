@@ -5,6 +5,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -37,6 +39,36 @@ bool wait_fd(int fd, short events, int timeout_ms) {
     }
 }
 
+// OpenSSL writes to the socket with write(2), which raises SIGPIPE once the peer has closed: for the length of an
+// OpenSSL call SIGPIPE is blocked in the calling thread and a SIGPIPE it raised is discarded, so the call fails
+// with EPIPE instead of ending the process (a client such as berthctl does not ignore SIGPIPE).
+class NoSigpipe {
+public:
+    NoSigpipe() {
+        sigemptyset(&pipe_);
+        sigaddset(&pipe_, SIGPIPE);
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+        pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+    }
+    ~NoSigpipe() {
+        if (!was_pending_) {
+            sigset_t pending;
+            sigpending(&pending);
+            timespec zero{};
+            if (sigismember(&pending, SIGPIPE) == 1) sigtimedwait(&pipe_, nullptr, &zero);
+        }
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    NoSigpipe(const NoSigpipe&) = delete;
+    NoSigpipe& operator=(const NoSigpipe&) = delete;
+
+private:
+    sigset_t pipe_, old_;
+    bool was_pending_ = false;
+};
+
 class TlsConn final : public Conn {
 public:
     TlsConn(SSL* ssl, UniqueFd fd) : ssl_(ssl), fd_(std::move(fd)) {}
@@ -49,6 +81,7 @@ public:
             {
                 std::lock_guard lock(mu_);
                 ERR_clear_error();
+                NoSigpipe quiet;  // a read may write too (alerts, key updates)
                 n = SSL_read(ssl_, buf.data(), static_cast<int>(std::min<size_t>(buf.size(), 1 << 30)));
                 err = SSL_get_error(ssl_, n);
                 if (n <= 0 && err == SSL_ERROR_SSL) return fail("TLS read: {}", ssl_error_text());
@@ -77,6 +110,7 @@ public:
             {
                 std::lock_guard lock(mu_);
                 ERR_clear_error();
+                NoSigpipe quiet;
                 n = SSL_write(ssl_, buf.data() + off, static_cast<int>(std::min<size_t>(buf.size() - off, 1 << 20)));
                 err = SSL_get_error(ssl_, n);
                 if (n <= 0 && err == SSL_ERROR_SSL) return fail("TLS write: {}", ssl_error_text());
@@ -145,7 +179,11 @@ Result<std::unique_ptr<Conn>> handshake(SSL* ssl, UniqueFd fd, bool server, std:
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kHandshakeTimeoutMs);
     for (;;) {
         ERR_clear_error();
-        int r = server ? SSL_accept(ssl) : SSL_connect(ssl);
+        int r;
+        {
+            NoSigpipe quiet;
+            r = server ? SSL_accept(ssl) : SSL_connect(ssl);
+        }
         if (r == 1) break;
         int err = SSL_get_error(ssl, r);
         int left = static_cast<int>(
