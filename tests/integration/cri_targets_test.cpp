@@ -97,6 +97,8 @@ class CriTargetsTest : public ::testing::Test {
 protected:
     // Exec through the handler `name` running the external runtime at `path` (below).
     void exec_through_external_runtime(const std::string& name, const std::string& path);
+    // The terminal's EOF (VEOF) ends `cat` in container `id`, also after a partial line.
+    void expect_terminal_eof_ends_cat(const std::string& id);
 
     void SetUp() override {
         char tmpl[] = "/tmp/targets-XXXXXX";
@@ -268,6 +270,16 @@ TEST_F(CriTargetsTest, ExecOfAMissingCommandReportsTheRuntimesError) {
 // Through an external handler's runtime: the same exec with pipes and with a terminal. A terminal exec runs the
 // runtime detached under berth-monitor's exec reaper (runc takes --console-socket only with --detach), which
 // stands in for the foreground runtime: exit codes, resize, EOF and the kill on the client's going away.
+void CriTargetsTest::expect_terminal_eof_ends_cat(const std::string& id) {
+    auto c = exec({.container_id = id, .cmd = {"cat"}, .tty = true, .stdin = true, .stderr = false});
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->write_stdin(std::string("partial")));
+    c->close_stdin();
+    Output o = read_all(*c);
+    EXPECT_NE(o.out.find("partial"), std::string::npos) << o.out;
+    EXPECT_EQ(*c->wait(), 0);
+}
+
 void CriTargetsTest::exec_through_external_runtime(const std::string& name, const std::string& path) {
     if (::access(path.c_str(), X_OK) != 0) GTEST_SKIP() << name << " is not installed";
     ctx_->config.handlers[name] = cri::RuntimeHandler{.name = name, .path = path};
@@ -298,13 +310,7 @@ void CriTargetsTest::exec_through_external_runtime(const std::string& name, cons
     EXPECT_EQ(*tty->wait(), 6);
 
     // The terminal's EOF ends `cat`; a command the runtime cannot run is its error, not a terminal.
-    auto c = exec({.container_id = id, .cmd = {"cat"}, .tty = true, .stdin = true, .stderr = false});
-    ASSERT_TRUE(c);
-    ASSERT_TRUE(c->write_stdin(std::string("partial")));
-    c->close_stdin();
-    o = read_all(*c);
-    EXPECT_NE(o.out.find("partial"), std::string::npos) << o.out;
-    EXPECT_EQ(*c->wait(), 0);
+    expect_terminal_eof_ends_cat(id);
     auto bad = targets_->exec({.container_id = id, .cmd = {"/no/such/cmd"}, .tty = true, .stderr = false});
     if (bad) {
         o = read_all(**bad);
@@ -422,14 +428,7 @@ TEST_F(CriTargetsTest, ExecTtySeesATerminalAndItsSize) {
     EXPECT_EQ(o.err, "");
     EXPECT_EQ(*s->wait(), 0);
 
-    // The terminal's EOF ends `cat`, also after a partial line.
-    auto c = exec({.container_id = id, .cmd = {"cat"}, .tty = true, .stdin = true, .stderr = false});
-    ASSERT_TRUE(c);
-    ASSERT_TRUE(c->write_stdin(std::string("partial")));
-    c->close_stdin();
-    o = read_all(*c);
-    EXPECT_NE(o.out.find("partial"), std::string::npos) << o.out;
-    EXPECT_EQ(*c->wait(), 0);
+    expect_terminal_eof_ends_cat(id);
 
     // resize without a terminal is EINVAL.
     auto p = exec({.container_id = id, .cmd = {"true"}});

@@ -543,17 +543,29 @@ std::shared_ptr<spdy::Stream> open_stream(spdy::Session& s, std::string_view typ
     return r ? *r : nullptr;
 }
 
+// The streams of an exec with stdin, stdout and stderr, the error stream first as kubelet's clients open them.
+struct ExecStreams {
+    std::shared_ptr<spdy::Stream> err, in, out, errout;
+    bool ok() const { return err && in && out && errout; }
+};
+ExecStreams open_exec_streams(spdy::Session& s) {
+    ExecStreams e;
+    e.err = open_stream(s, kStreamTypeError);
+    e.in = open_stream(s, kStreamTypeStdin);
+    e.out = open_stream(s, kStreamTypeStdout);
+    e.errout = open_stream(s, kStreamTypeStderr);
+    return e;
+}
+
 TEST_F(StreamServerTest, SpdyExecV4StdinStdoutStderrExitCode) {
     auto c = spdy_connect(exec_url({"sh", "-c", "cat; echo done >&2; exit 5"}, true, false),
                           {"v4.channel.k8s.io", "v3.channel.k8s.io"});
     ASSERT_EQ(c.status, 101) << c.head;
     EXPECT_NE(c.head.find("X-Stream-Protocol-Version: v4.channel.k8s.io"), std::string::npos) << c.head;
     ASSERT_TRUE(c.session);
-    auto err = open_stream(*c.session, kStreamTypeError);
-    auto in = open_stream(*c.session, kStreamTypeStdin);
-    auto out = open_stream(*c.session, kStreamTypeStdout);
-    auto errout = open_stream(*c.session, kStreamTypeStderr);
-    ASSERT_TRUE(err && in && out && errout);
+    auto cs = open_exec_streams(*c.session);
+    ASSERT_TRUE(cs.ok());
+    auto [err, in, out, errout] = cs;
     std::string data = random_bytes(2 << 20, 3);
     std::thread writer([&] {
         EXPECT_TRUE(in->write(std::span<const char>(data.data(), data.size())));
@@ -601,10 +613,7 @@ TEST_F(StreamServerTest, SpdyNegotiationFailureAndMissingUpgrade) {
 TEST_F(StreamServerTest, SpdyClientVanishingKillsTheProcess) {
     auto c = spdy_connect(exec_url({"sleep", "1000"}, true, false), {"v4.channel.k8s.io"});
     ASSERT_EQ(c.status, 101) << c.head;
-    auto err = open_stream(*c.session, kStreamTypeError);
-    auto in = open_stream(*c.session, kStreamTypeStdin);
-    auto out = open_stream(*c.session, kStreamTypeStdout);
-    auto errout = open_stream(*c.session, kStreamTypeStderr);
+    auto [err, in, out, errout] = open_exec_streams(*c.session);
     for (int i = 0; i < 100 && server_->counts().exec_sessions == 0; ++i) std::this_thread::sleep_for(20ms);
     EXPECT_EQ(server_->counts().exec_sessions, 1u);
     c.session.reset();  // the connection goes away mid-command
@@ -618,11 +627,9 @@ TEST_F(StreamServerTest, IdleConnectionsAreClosedTalkingOnesKept) {
     // A silent exec: once nothing moved for the timeout, the connection is closed and the process killed.
     auto c = spdy_connect(exec_url({"sleep", "1000"}, true, false), {"v4.channel.k8s.io"});
     ASSERT_EQ(c.status, 101) << c.head;
-    auto err = open_stream(*c.session, kStreamTypeError);
-    auto in = open_stream(*c.session, kStreamTypeStdin);
-    auto out = open_stream(*c.session, kStreamTypeStdout);
-    auto errout = open_stream(*c.session, kStreamTypeStderr);
-    ASSERT_TRUE(err && in && out && errout);
+    auto cs = open_exec_streams(*c.session);
+    ASSERT_TRUE(cs.ok());
+    auto [err, in, out, errout] = cs;
     auto opened = std::chrono::steady_clock::now();
     for (int i = 0; i < 100 && server_->counts().exec_sessions == 0; ++i) std::this_thread::sleep_for(10ms);
     EXPECT_EQ(server_->counts().exec_sessions, 1u);
@@ -634,11 +641,9 @@ TEST_F(StreamServerTest, IdleConnectionsAreClosedTalkingOnesKept) {
     // A conversation with pauses shorter than the timeout outlives it several times over.
     auto d = spdy_connect(exec_url({"cat"}, true, false), {"v4.channel.k8s.io"});
     ASSERT_EQ(d.status, 101) << d.head;
-    auto derr = open_stream(*d.session, kStreamTypeError);
-    auto din = open_stream(*d.session, kStreamTypeStdin);
-    auto dout = open_stream(*d.session, kStreamTypeStdout);
-    auto derrout = open_stream(*d.session, kStreamTypeStderr);
-    ASSERT_TRUE(derr && din && dout && derrout);
+    auto ds = open_exec_streams(*d.session);
+    ASSERT_TRUE(ds.ok());
+    auto [derr, din, dout, derrout] = ds;
     for (int i = 0; i < 8; ++i) {
         std::this_thread::sleep_for(150ms);
         std::string line = fmt::format("line {}\n", i);
