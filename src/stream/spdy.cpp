@@ -61,8 +61,8 @@ class Core;
 
 class StreamImpl final : public Stream {
 public:
-    StreamImpl(std::shared_ptr<Core> core, uint32_t id, bool local, Headers headers)
-        : core_(std::move(core)), id_(id), local_(local), headers_(std::move(headers)) {}
+    StreamImpl(std::shared_ptr<Core> core, uint32_t id, bool local, Headers headers, int64_t window)
+        : core_(std::move(core)), id_(id), local_(local), headers_(std::move(headers)), recv_window(window) {}
 
     uint32_t id() const override { return id_; }
     const Headers& headers() const override { return headers_; }
@@ -94,7 +94,7 @@ public:
     size_t chunk_off = 0;
     size_t buffered = 0;
     int64_t send_window = kDefaultWindow;
-    int64_t recv_window = kStreamRecvWindow;
+    int64_t recv_window;
     int64_t unacked = 0;  // consumed by read() and not yet granted back
 
     // Only the stream's writer uses these.
@@ -111,7 +111,11 @@ private:
 
 class Core : public std::enable_shared_from_this<Core> {
 public:
-    Core(std::unique_ptr<Conn> conn, Session::Role role) : conn_(std::move(conn)), role_(role) {
+    Core(std::unique_ptr<Conn> conn, Session::Role role)
+        : windows_(role == Session::Role::client ? kClientRecvWindows : kServerRecvWindows),
+          session_recv_window_(windows_.session),
+          conn_(std::move(conn)),
+          role_(role) {
         next_stream_id_ = role == Session::Role::client ? 1 : 2;
         next_ping_id_ = next_stream_id_;
     }
@@ -152,7 +156,8 @@ public:
     std::string end_reason_;
     bool peer_flow_control_ = false;
     int64_t session_send_window_ = kDefaultWindow;
-    int64_t session_recv_window_ = kSessionRecvWindow;
+    const RecvWindows windows_;  // what we announce (see spdy_frames.hpp)
+    int64_t session_recv_window_;
     int64_t session_unacked_ = 0;
     int64_t initial_send_window_ = kDefaultWindow;
 
@@ -327,14 +332,14 @@ void Core::grant_locked(StreamImpl* s, int64_t consumed, Frames& out) {
     // Granted back once a quarter of a window is consumed: the sender never runs dry while an update is on its way.
     if (s) {
         s->unacked += consumed;
-        if (s->unacked >= int64_t(kStreamRecvWindow / 4) && !s->remote_fin && s->reset_by == StreamImpl::Reset::none) {
+        if (s->unacked >= int64_t(windows_.stream / 4) && !s->remote_fin && s->reset_by == StreamImpl::Reset::none) {
             out.push_back(WindowUpdate{s->id_, uint32_t(s->unacked)});
             s->recv_window += s->unacked;
             s->unacked = 0;
         }
     }
     session_unacked_ += consumed;
-    if (session_unacked_ >= int64_t(kSessionRecvWindow / 4)) {
+    if (session_unacked_ >= int64_t(windows_.session / 4)) {
         out.push_back(WindowUpdate{0, uint32_t(session_unacked_)});
         session_recv_window_ += session_unacked_;
         session_unacked_ = 0;
@@ -429,7 +434,8 @@ bool Core::handle(Frame& frame, Frames& out, std::string& error, std::unique_loc
             out.push_back(RstStream{f->stream_id, uint32_t(RstStatus::refused_stream)});
             return true;
         }
-        auto s = std::make_shared<StreamImpl>(shared_from_this(), f->stream_id, false, std::move(f->headers));
+        auto s = std::make_shared<StreamImpl>(shared_from_this(), f->stream_id, false, std::move(f->headers),
+                                              windows_.stream);
         s->replied = true;
         s->remote_fin = (f->flags & kFlagFin) != 0;
         s->local_fin = (f->flags & kFlagUnidirectional) != 0;
@@ -639,7 +645,7 @@ Result<std::shared_ptr<Stream>> Core::open(const Headers& headers) {
             if (ended_) return ended_error("open stream");
             if (goaway_received_) return fail_errno(EPIPE, "open stream: the peer sent GOAWAY");
             if (next_stream_id_ > kMaxStreamId) return fail("open stream: stream ids exhausted");
-            s = std::make_shared<StreamImpl>(shared_from_this(), next_stream_id_, true, headers);
+            s = std::make_shared<StreamImpl>(shared_from_this(), next_stream_id_, true, headers, windows_.stream);
             next_stream_id_ += 2;
             s->send_window = initial_send_window_;
             streams_[s->id_] = s;
@@ -892,10 +898,10 @@ Result<std::unique_ptr<Session>> Session::start(std::unique_ptr<Conn> conn, Role
     if (!conn) return fail("spdy session: no connection");
     auto core = std::make_shared<Core>(std::move(conn), role);
     // SETTINGS first: it tells a peer of this implementation that we do flow control (see the top of this file).
-    BERTH_TRY_CTX(core->send(Settings{0, {{0, uint32_t(SettingId::initial_window_size), kStreamRecvWindow}}}),
+    BERTH_TRY_CTX(core->send(Settings{0, {{0, uint32_t(SettingId::initial_window_size), core->windows_.stream}}}),
                   "spdy session: send SETTINGS");
     // The session window can only grow by a WINDOW_UPDATE of stream 0.
-    BERTH_TRY_CTX(core->send(WindowUpdate{0, kSessionRecvWindow - kDefaultWindow}),
+    BERTH_TRY_CTX(core->send(WindowUpdate{0, core->windows_.session - kDefaultWindow}),
                   "spdy session: send the session's WINDOW_UPDATE");
     auto session = std::make_unique<SessionImpl>(core);
     session->start_reader(std::move(buffered));

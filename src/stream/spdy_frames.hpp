@@ -32,12 +32,21 @@ inline constexpr uint32_t kMaxStreamId = 0x7fffffff;      // 31 bits
 inline constexpr uint32_t kMaxWindow = 0x7fffffff;        // windows and deltas are 31-bit
 inline constexpr uint32_t kDefaultWindow = 64 * 1024;     // initial stream and session window
 // The receive windows this implementation announces (SETTINGS_INITIAL_WINDOW_SIZE for streams, a WINDOW_UPDATE of
-// stream 0 for the session, both sent first thing). With the 64 KiB default, every 32 KiB waited for a
-// WINDOW_UPDATE round trip through both ends' threads, which held a forwarded port to a fraction of loopback speed;
-// 4 MiB per stream (granted back a quarter at a time) keeps 1 MiB DATA frames flowing. A stream buffers that much
-// only while its reader stalls; the session never more than 16 MiB.
-inline constexpr uint32_t kStreamRecvWindow = 4 * 1024 * 1024;
-inline constexpr uint32_t kSessionRecvWindow = 16 * 1024 * 1024;
+// stream 0 for the session, both sent first thing), granted back a quarter at a time. With the 64 KiB default,
+// every 32 KiB waited for a WINDOW_UPDATE round trip through both ends' threads, which held a forwarded port to a
+// fraction of loopback speed. A stream buffers its window only while its reader stalls.
+//   server (berthd): 4 MiB per stream, 16 MiB per session, which keep 1 MiB DATA frames flowing and bound what a
+//     client can make berthd hold.
+//   client (berthctl, the benchmarks): 16 MiB and 64 MiB. A client is the bulk receiver (exec output, port-forward
+//     downloads); at 4 MiB berthd waited for the window before one DATA frame in ten of a port-forward download,
+//     and the pod's side stalled meanwhile (+12% throughput with the larger window on a 2-core host). kubelet's
+//     spdystream does no flow control at all, so berthd never waits on it.
+struct RecvWindows {
+    uint32_t stream;
+    uint32_t session;
+};
+inline constexpr RecvWindows kServerRecvWindows{4 * 1024 * 1024, 16 * 1024 * 1024};
+inline constexpr RecvWindows kClientRecvWindows{16 * 1024 * 1024, 64 * 1024 * 1024};
 // Limits of this implementation: a control frame longer than this, or a header block that inflates past
 // kMaxHeaderBlock, is a protocol error (kubelet's peers send a few hundred bytes).
 inline constexpr uint32_t kMaxControlFrameLength = 1024 * 1024;

@@ -320,7 +320,7 @@ TEST(SpdySession, SlowReaderBlocksTheWriter) {
     });
     std::this_thread::sleep_for(300ms);
     // Nothing read yet: the writer stops at the stream's window (the one the reader announced).
-    EXPECT_LE(written.load(), size_t(kStreamRecvWindow));
+    EXPECT_LE(written.load(), size_t(kServerRecvWindows.stream));
     EXPECT_GT(written.load(), 0u);
     auto got = read_all(*ss);
     ASSERT_TRUE(got);
@@ -562,7 +562,7 @@ TEST(SpdySession, PeerOverrunningTheStreamWindowResetsTheStream) {
     peer.send(Settings{0, {{0, uint32_t(SettingId::initial_window_size), 65536}}});
     peer.send(SynStream{1, 0, 0, 0, 0, {}});
     ASSERT_TRUE(peer.next());  // SYN_REPLY
-    peer.send(DataFrame{1, 0, std::string(kStreamRecvWindow, 'x')});  // exactly the window: fine
+    peer.send(DataFrame{1, 0, std::string(kServerRecvWindows.stream, 'x')});  // exactly the window: fine
     peer.send(DataFrame{1, 0, "y"});                                  // one byte too many
     auto f = peer.next();
     ASSERT_TRUE(f);
@@ -579,11 +579,11 @@ TEST(SpdySession, PeerOverrunningTheSessionWindowIsAnError) {
     RawPeer peer(Session::Role::server);
     ASSERT_TRUE(peer.next());
     peer.send(Settings{0, {{0, uint32_t(SettingId::initial_window_size), 65536}}});
-    const uint32_t streams = kSessionRecvWindow / kStreamRecvWindow + 1;
+    const uint32_t streams = kServerRecvWindows.session / kServerRecvWindows.stream + 1;
     for (uint32_t i = 0; i < streams; ++i) {
         uint32_t id = 1 + 2 * i;
         peer.send(SynStream{id, 0, 0, 0, 0, {}});
-        peer.send(DataFrame{id, 0, std::string(kStreamRecvWindow, 'x')});
+        peer.send(DataFrame{id, 0, std::string(kServerRecvWindows.stream, 'x')});
     }
     for (;;) {
         auto f = peer.next();
@@ -595,8 +595,28 @@ TEST(SpdySession, PeerOverrunningTheSessionWindowIsAnError) {
     }
     // The session had announced its window right after SETTINGS.
     ASSERT_TRUE(peer.session_grant);
-    EXPECT_EQ(*peer.session_grant, kSessionRecvWindow - kDefaultWindow);
+    EXPECT_EQ(*peer.session_grant, kServerRecvWindows.session - kDefaultWindow);
     peer.session->wait_closed();
+}
+
+TEST(SpdySession, EachRoleAnnouncesItsReceiveWindows) {
+    for (auto role : {Session::Role::server, Session::Role::client}) {
+        SCOPED_TRACE(role == Session::Role::server ? "server" : "client");
+        const RecvWindows want = role == Session::Role::server ? kServerRecvWindows : kClientRecvWindows;
+        RawPeer peer(role);
+        auto first = peer.next();  // SETTINGS first thing, then the session's WINDOW_UPDATE
+        ASSERT_TRUE(first);
+        auto* settings = std::get_if<Settings>(&*first);
+        ASSERT_TRUE(settings) << "expected SETTINGS first";
+        ASSERT_EQ(settings->entries.size(), 1u);
+        EXPECT_EQ(settings->entries[0].id, uint32_t(SettingId::initial_window_size));
+        EXPECT_EQ(settings->entries[0].value, want.stream);
+        peer.send(Ping{role == Session::Role::server ? 1u : 2u});
+        ASSERT_TRUE(peer.next());  // the PING's answer: the WINDOW_UPDATE before it was taken aside
+        ASSERT_TRUE(peer.session_grant);
+        EXPECT_EQ(*peer.session_grant, want.session - kDefaultWindow);
+    }
+    EXPECT_GT(kClientRecvWindows.stream, kServerRecvWindows.stream);
 }
 
 TEST(SpdySession, RefusedOpenNamesTheStatus) {
