@@ -15,9 +15,6 @@
 // clang-format off
 #include "cri/api.hpp"  // before <signal.h>: see src/cri/api.hpp
 // clang-format on
-#include <fcntl.h>
-#include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -32,25 +29,24 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "bench_daemon.hpp"
 #include "cni/config.hpp"
 #include "cni/network.hpp"
 
 namespace {
 
 namespace v1 = ::runtime::v1;
+using berth::bench::call;
+using berth::bench::Daemon;
+using berth::bench::die;
 using Clock = std::chrono::steady_clock;
+using Stub = v1::RuntimeService::Stub;
 using json = nlohmann::json;
 
 constexpr const char* kBridge = "bcnibench0";
 constexpr const char* kSubnet = "10.213.250.0/24";
-
-[[noreturn]] void die(const std::string& what) {
-    std::fprintf(stderr, "cni_bench: %s\n", what.c_str());
-    std::exit(1);
-}
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path);
@@ -83,41 +79,6 @@ std::string spread(const std::vector<double>& v) {
     return buf;
 }
 
-struct Daemon {
-    pid_t pid = -1;
-    std::string socket;
-    std::unique_ptr<v1::RuntimeService::Stub> stub;
-};
-
-Daemon start_berthd(const std::string& berthd, const std::string& dir, const std::string& toml) {
-    std::filesystem::create_directories(dir);
-    std::ofstream(dir + "/berth.toml") << toml;
-    Daemon d;
-    d.socket = dir + "/b.sock";
-    d.pid = ::fork();
-    if (d.pid == 0) {
-        int log = ::open((dir + "/berthd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ::dup2(log, 1);
-        ::dup2(log, 2);
-        ::execl(berthd.c_str(), berthd.c_str(), "--config", (dir + "/berth.toml").c_str(), "--socket", d.socket.c_str(),
-                "--root", (dir + "/root").c_str(), "--state-dir", (dir + "/s").c_str(), "--cgroup-parent",
-                "/bcni-bench", "--log-level", "warn", nullptr);
-        ::_exit(127);
-    }
-    for (int i = 0; i < 200 && ::access(d.socket.c_str(), F_OK) != 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (::access(d.socket.c_str(), F_OK) != 0) die("berthd did not start: " + slurp(dir + "/berthd.log"));
-    d.stub = v1::RuntimeService::NewStub(grpc::CreateChannel("unix:" + d.socket, grpc::InsecureChannelCredentials()));
-    return d;
-}
-
-void stop_berthd(Daemon& d) {
-    if (d.pid <= 0) return;
-    ::kill(d.pid, SIGTERM);
-    ::waitpid(d.pid, nullptr, 0);
-    d.pid = -1;
-}
-
 v1::PodSandboxConfig pod(const std::string& name, int i, bool host_network) {
     v1::PodSandboxConfig c;
     c.mutable_metadata()->set_name(name);
@@ -136,29 +97,15 @@ std::vector<double> run_pods(Daemon& d, const std::string& name, int n, bool hos
     for (int i = 0; i < n; ++i) {
         v1::RunPodSandboxRequest req;
         *req.mutable_config() = pod(name, i, host_network);
-        v1::RunPodSandboxResponse resp;
-        grpc::ClientContext ctx;
-        auto start = Clock::now();
-        grpc::Status st = d.stub->RunPodSandbox(&ctx, req, &resp);
-        auto took = Clock::now() - start;
-        if (!st.ok()) die("RunPodSandbox " + name + ": " + st.error_message());
-        t.push_back(ms(took));
-        for (int step = 0; step < 2; ++step) {
-            grpc::ClientContext c2;
-            grpc::Status s2;
-            if (step == 0) {
-                v1::StopPodSandboxRequest r;
-                r.set_pod_sandbox_id(resp.pod_sandbox_id());
-                v1::StopPodSandboxResponse o;
-                s2 = d.stub->StopPodSandbox(&c2, r, &o);
-            } else {
-                v1::RemovePodSandboxRequest r;
-                r.set_pod_sandbox_id(resp.pod_sandbox_id());
-                v1::RemovePodSandboxResponse o;
-                s2 = d.stub->RemovePodSandbox(&c2, r, &o);
-            }
-            if (!s2.ok()) die("stop/remove " + name + ": " + s2.error_message());
-        }
+        double took = 0;
+        std::string id = call(*d.stub, &Stub::RunPodSandbox, "RunPodSandbox " + name, req, &took).pod_sandbox_id();
+        t.push_back(took);
+        v1::StopPodSandboxRequest stop;
+        stop.set_pod_sandbox_id(id);
+        call(*d.stub, &Stub::StopPodSandbox, "stop/remove " + name, stop);
+        v1::RemovePodSandboxRequest remove;
+        remove.set_pod_sandbox_id(id);
+        call(*d.stub, &Stub::RemovePodSandbox, "stop/remove " + name, remove);
     }
     return t;
 }
@@ -180,35 +127,32 @@ void pin_netns(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    berth::bench::init("cni_bench");
     std::string berthd, plugins = "/usr/lib/cni";
     int n = 30;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) die(a + " needs a value");
-            return argv[++i];
-        };
-        if (a == "--berthd")
-            berthd = next();
-        else if (a == "--pods")
-            n = std::stoi(next());
-        else if (a == "--plugins")
-            plugins = next();
-        else
-            die("unknown argument " + a);
-    }
-    if (berthd.empty()) die("usage: cni_bench --berthd PATH [--pods N] [--plugins DIR]");
+    berth::bench::parse_flags(argc, argv, {{"--berthd", &berthd}, {"--pods", &n}, {"--plugins", &plugins}},
+                              "usage: cni_bench --berthd PATH [--pods N] [--plugins DIR]");
     if (::geteuid() != 0) die("needs root (network namespaces, bridges, iptables)");
     if (!std::filesystem::exists(plugins + "/bridge")) die("no CNI plugins in " + plugins);
     ::signal(SIGPIPE, SIG_IGN);
 
-    char tmpl[] = "/tmp/bcni-bench-XXXXXX";
-    if (!::mkdtemp(tmpl)) die("mkdtemp");
-    const std::string tmp = tmpl;
+    const std::string& tmp = berth::bench::make_temp_dir("bcni-bench");
     const std::string conf_dir = tmp + "/net.d", ipam_dir = tmp + "/ipam";
     std::filesystem::create_directories(conf_dir);
     const std::string ip_forward = slurp("/proc/sys/net/ipv4/ip_forward");
     const bool had_portmap_chains = sh("iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1") == 0;
+    // After the daemons have stopped: what the plugins made on the host.
+    berth::bench::at_cleanup([&] {
+        sh(std::string("ip link del ") + kBridge + " 2>/dev/null");
+        if (!had_portmap_chains && sh("iptables -t nat -S | grep -q -- '-N CNI-DN-'") != 0)
+            sh("iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null;"
+               "iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null;"
+               "iptables -t nat -D POSTROUTING -m comment --comment 'CNI portfwd requiring masquerade' "
+               "-j CNI-HOSTPORT-MASQ 2>/dev/null;"
+               "for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do "
+               "iptables -t nat -F $c 2>/dev/null; iptables -t nat -X $c 2>/dev/null; done");
+        std::ofstream("/proc/sys/net/ipv4/ip_forward") << ip_forward;
+    });
     json conflist = {
         {"cniVersion", "1.0.0"},
         {"name", "bcni-bench"},
@@ -224,25 +168,13 @@ int main(int argc, char** argv) {
 
     std::printf("cni_bench: %d pods per mode; network bridge + host-local + portmap (%s, %s), plugins from %s\n", n,
                 kBridge, kSubnet, plugins.c_str());
-    Daemon net = start_berthd(berthd, tmp + "/net",
-                              "[cni]\nconf_dir = \"" + conf_dir + "\"\nbin_dirs = [\"" + plugins + "\"]\n");
-    Daemon off = start_berthd(berthd, tmp + "/off", "[cni]\nenabled = false\n");
-    auto cleanup = [&] {
-        stop_berthd(net);
-        stop_berthd(off);
-        sh(std::string("ip link del ") + kBridge + " 2>/dev/null");
-        if (!had_portmap_chains && sh("iptables -t nat -S | grep -q -- '-N CNI-DN-'") != 0)
-            sh("iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null;"
-               "iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null;"
-               "iptables -t nat -D POSTROUTING -m comment --comment 'CNI portfwd requiring masquerade' "
-               "-j CNI-HOSTPORT-MASQ 2>/dev/null;"
-               "for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do "
-               "iptables -t nat -F $c 2>/dev/null; iptables -t nat -X $c 2>/dev/null; done");
-        std::ofstream("/proc/sys/net/ipv4/ip_forward") << ip_forward;
-        sh("find /sys/fs/cgroup/*/bcni-bench -depth -type d -exec rmdir {} + 2>/dev/null");
-        std::error_code ec;
-        std::filesystem::remove_all(tmp, ec);
-    };
+    Daemon& net = berth::bench::start_berthd(
+        {.berthd = berthd,
+         .dir = tmp + "/net",
+         .config = "[cni]\nconf_dir = \"" + conf_dir + "\"\nbin_dirs = [\"" + plugins + "\"]\n",
+         .cgroup_parent = "/bcni-bench"});
+    Daemon& off = berth::bench::start_berthd(
+        {.berthd = berthd, .dir = tmp + "/off", .config = "[cni]\nenabled = false\n", .cgroup_parent = "/bcni-bench"});
 
     // One warm-up of each, so the bridge exists and caches are hot before anything is timed.
     run_pods(net, "warm", 1, false);
@@ -255,6 +187,7 @@ int main(int argc, char** argv) {
     int direct_count = 0;
     auto direct = [&](int count) {
         for (int k = 0; k < count; ++k) {
+            berth::bench::WorkScope work;  // a namespace pinned in tmp and an interface on the bridge, then undone
             const int i = direct_count++;
             const std::string ns = tmp + "/ns" + std::to_string(i);
             pin_netns(ns);
@@ -269,19 +202,13 @@ int main(int argc, char** argv) {
             auto start = Clock::now();
             auto r = runner.add(*cfg, a);
             add_t.push_back(ms(Clock::now() - start));
-            if (!r) {
-                cleanup();
-                die("direct ADD: " + r.error().message());
-            }
+            if (!r) die("direct ADD: " + r.error().message());
             start = Clock::now();
             auto d = runner.del(*cfg, a, *r);
             del_t.push_back(ms(Clock::now() - start));
             ::umount2(ns.c_str(), MNT_DETACH);
             ::unlink(ns.c_str());
-            if (!d) {
-                cleanup();
-                die("direct DEL: " + d.error().message());
-            }
+            if (!d) die("direct DEL: " + d.error().message());
         }
     };
     // Interleaved in rounds, so load from elsewhere on the host falls on every mode alike.
@@ -297,7 +224,7 @@ int main(int argc, char** argv) {
     const double with_net = median(net_t), host_net = median(host_t), netns_only = median(off_t);
 
     const double plugin_add = median(add_t);
-    cleanup();
+    berth::bench::cleanup();
 
     const double added = with_net - host_net;
     std::printf("\nRunPodSandbox, ms: median (min-max)\n");

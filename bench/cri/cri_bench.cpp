@@ -17,12 +17,8 @@
 #include "cri/api.hpp"  // before <signal.h>: see src/cri/api.hpp
 // clang-format on
 #include <dirent.h>
-#include <fcntl.h>
-#include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
-#include <signal.h>
+#include <sched.h>
 #include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,39 +37,16 @@
 #include <thread>
 #include <vector>
 
+#include "bench_daemon.hpp"
+
 namespace {
 
 namespace v1 = ::runtime::v1;
 using Clock = std::chrono::steady_clock;
 using Stub = v1::RuntimeService::Stub;
 
-constexpr const char* kImage = "localhost/berth/busybox:latest";
-
-[[noreturn]] void die(const std::string& what) {
-    std::fprintf(stderr, "cri_bench: %s\n", what.c_str());
-    std::exit(1);
-}
-
-// Runs argv to completion; returns its exit status (or dies when it cannot start).
-int run(const std::vector<std::string>& argv, bool quiet = true) {
-    pid_t pid = ::fork();
-    if (pid < 0) die("fork: " + std::string(std::strerror(errno)));
-    if (pid == 0) {
-        if (quiet) {
-            int null = ::open("/dev/null", O_WRONLY);
-            ::dup2(null, 1);
-        }
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execvp(args[0], args.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using berth::bench::die;
+using berth::bench::run;
 
 long status_kib(pid_t pid, const char* key) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -123,21 +96,13 @@ double pct(std::vector<double> v, double q) {
 
 class Bench {
 public:
-    Bench(std::string socket, std::string log_dir)
-        : socket_(std::move(socket)),
-          log_dir_(std::move(log_dir)),
-          stub_(Stub(grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()))) {}
+    Bench(Stub& stub, std::string log_dir) : log_dir_(std::move(log_dir)), stub_(stub) {}
 
     template <class Req, class Resp>
     Resp call(grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*), const char* name, const Req& req,
               Stats* stats = nullptr) {
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-        Resp resp;
-        auto t0 = Clock::now();
-        grpc::Status st = (stub_.*rpc)(&ctx, req, &resp);
-        double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-        if (!st.ok()) die(std::string(name) + ": " + st.error_message());
+        double ms = 0;
+        Resp resp = berth::bench::call(stub_, rpc, name, req, &ms);
         if (stats) stats->add(name, ms);
         return resp;
     }
@@ -164,7 +129,7 @@ public:
         *cc.mutable_sandbox_config() = rp.config();
         auto* c = cc.mutable_config();
         c->mutable_metadata()->set_name(name);
-        c->mutable_image()->set_image(kImage);
+        c->mutable_image()->set_image(berth::bench::kBusyboxImage);
         for (const auto& a : args) c->add_args(a);
         c->set_log_path("c.log");
         c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(v1::CONTAINER);
@@ -201,8 +166,8 @@ public:
     }
 
 private:
-    std::string socket_, log_dir_;
-    Stub stub_;
+    std::string log_dir_;
+    Stub& stub_;
 };
 
 const char* kOps[] = {"RunPodSandbox",   "CreateContainer", "StartContainer",  "StopContainer",
@@ -255,64 +220,30 @@ std::vector<double> crun_runs(const std::string& tmp, const std::string& bundle,
 }  // namespace
 
 int main(int argc, char** argv) {
+    berth::bench::init("cri_bench");
     std::string berthd, berthctl, source;
     int pods = 100, concurrency = 10, running = 50, list = 500;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) die(a + " needs a value");
-            return argv[++i];
-        };
-        if (a == "--berthd")
-            berthd = next();
-        else if (a == "--berthctl")
-            berthctl = next();
-        else if (a == "--source")
-            source = next();
-        else if (a == "--pods")
-            pods = std::stoi(next());
-        else if (a == "--concurrency")
-            concurrency = std::stoi(next());
-        else if (a == "--running")
-            running = std::stoi(next());
-        else if (a == "--list")
-            list = std::stoi(next());
-        else
-            die("unknown argument " + a);
-    }
-    if (berthd.empty() || berthctl.empty() || source.empty())
-        die("usage: cri_bench --berthd PATH --berthctl PATH --source REPO_DIR [--pods N] [--concurrency N] "
-            "[--running N] [--list N]");
+    berth::bench::parse_flags(argc, argv,
+                              {{"--berthd", &berthd},
+                               {"--berthctl", &berthctl},
+                               {"--source", &source},
+                               {"--pods", &pods},
+                               {"--concurrency", &concurrency},
+                               {"--running", &running},
+                               {"--list", &list}},
+                              "usage: cri_bench --berthd PATH --berthctl PATH --source REPO_DIR [--pods N] "
+                              "[--concurrency N] [--running N] [--list N]");
 
-    char tmpl[] = "/tmp/berth-cri-bench-XXXXXX";
-    if (!::mkdtemp(tmpl)) die("mkdtemp");
-    const std::string tmp = tmpl;
-    const std::string socket = tmp + "/b.sock", root = tmp + "/root", state = tmp + "/state";
-    if (run({source + "/scripts/make-oci-busybox.sh", "--archive", tmp + "/bb.tar", tmp + "/layout"}) != 0)
-        die("make-oci-busybox.sh failed");
-    if (run({berthctl, "image", "import", "--root", root, tmp + "/bb.tar"}) != 0) die("image import failed");
+    const std::string& tmp = berth::bench::make_temp_dir("berth-cri-bench");
     // Pods with loopback only: this measures berthd against crun; networking is bench/cni's.
-    std::ofstream(tmp + "/berth.toml") << "[cni]\nenabled = false\n";
-
-    pid_t daemon = ::fork();
-    if (daemon == 0) {
-        int log = ::open((tmp + "/berthd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ::dup2(log, 1);
-        ::dup2(log, 2);
-        ::execl(berthd.c_str(), berthd.c_str(), "--config", (tmp + "/berth.toml").c_str(), "--socket", socket.c_str(),
-                "--root", root.c_str(), "--state-dir", state.c_str(), "--log-level", "warn", nullptr);
-        ::_exit(127);
-    }
-    for (int i = 0; i < 200 && ::access(socket.c_str(), F_OK) != 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    Bench b(socket, tmp + "/logs");
-    auto cleanup = [&] {
-        b.remove_all();
-        ::kill(daemon, SIGTERM);
-        ::waitpid(daemon, nullptr, 0);
-        std::error_code ec;
-        std::filesystem::remove_all(tmp, ec);
-    };
+    berth::bench::Daemon& d = berth::bench::start_berthd({.berthd = berthd,
+                                                          .dir = tmp,
+                                                          .config = "[cni]\nenabled = false\n",
+                                                          .busybox_from = source,
+                                                          .berthctl = berthctl});
+    const pid_t daemon = d.pid;
+    const std::string& state = d.state_dir;
+    Bench b(*d.stub, tmp + "/logs");
     v1::VersionRequest vr;
     vr.set_version("v1");
     b.call(&Stub::Version, "Version", vr);
@@ -372,7 +303,7 @@ int main(int argc, char** argv) {
             cc.set_pod_sandbox_id(lpods.back());
             *cc.mutable_sandbox_config() = b.pod_config("list-" + std::to_string(i / 10));
             cc.mutable_config()->mutable_metadata()->set_name("c" + std::to_string(i));
-            cc.mutable_config()->mutable_image()->set_image(kImage);
+            cc.mutable_config()->mutable_image()->set_image(berth::bench::kBusyboxImage);
             cc.mutable_config()->set_log_path("c" + std::to_string(i) + ".log");
             cc.mutable_config()->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
                 v1::CONTAINER);
@@ -392,7 +323,11 @@ int main(int argc, char** argv) {
     if (run({"sh", "-c", "command -v crun"}) == 0) {
         std::string bundle = tmp + "/bundle";
         if (run({source + "/scripts/make-bundle.sh", bundle, "true"}) != 0) die("make-bundle.sh failed");
-        auto times = crun_runs(tmp, bundle, 20);
+        std::vector<double> times;
+        {
+            berth::bench::WorkScope work;  // the cleanup waits for crun's runs in tmp to end
+            times = crun_runs(tmp, bundle, 20);
+        }
         crun_median = pct(times, 0.5);
         std::printf("\ncrun run (create, start, wait, delete of true): median %.2fms, p95 %.2fms\n", crun_median,
                     pct(times, 0.95));
@@ -405,6 +340,6 @@ int main(int argc, char** argv) {
     } else {
         std::printf("\ncrun not installed: no baseline\n");
     }
-    cleanup();
+    berth::bench::cleanup();
     return 0;
 }

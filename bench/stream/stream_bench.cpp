@@ -14,14 +14,10 @@
 // clang-format on
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_daemon.hpp"
 #include "stream/protocol.hpp"
 #include "stream/spdy.hpp"
 
@@ -42,33 +39,16 @@ namespace {
 
 namespace v1 = ::runtime::v1;
 namespace spdy = berth::stream::spdy;
+using berth::bench::call;
+using berth::bench::die;
+using berth::bench::Quiet;
 using Clock = std::chrono::steady_clock;
 using Stub = v1::RuntimeService::Stub;
 
-constexpr const char* kImage = "localhost/berth/busybox:latest";
 constexpr uint16_t kHttpdPort = 15370;
 
-[[noreturn]] void die(const std::string& what) {
-    std::fprintf(stderr, "stream_bench: %s\n", what.c_str());
-    std::exit(1);
-}
-
 int run(const std::vector<std::string>& argv) {
-    pid_t pid = ::fork();
-    if (pid < 0) die("fork");
-    if (pid == 0) {
-        int null = ::open("/dev/null", O_WRONLY);
-        ::dup2(null, 1);
-        ::dup2(null, 2);
-        std::vector<char*> a;
-        for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-        a.push_back(nullptr);
-        ::execv(a[0], a.data());
-        ::_exit(127);
-    }
-    int st = 0;
-    ::waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return berth::bench::run(argv, Quiet::all);
 }
 
 double median(std::vector<double> v) {
@@ -78,17 +58,6 @@ double median(std::vector<double> v) {
 
 double ms_since(Clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-template <class Req, class Resp>
-Resp call(Stub& stub, grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*), const char* name,
-          const Req& req) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-    Resp resp;
-    grpc::Status st = (stub.*rpc)(&ctx, req, &resp);
-    if (!st.ok()) die(std::string(name) + ": " + st.error_message());
-    return resp;
 }
 
 berth::UniqueFd tcp_connect(uint16_t port) {
@@ -181,74 +150,26 @@ size_t drain_fd(int fd) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    berth::bench::init("stream_bench");
     std::string berthd, berthctl, berth, source;
     int rounds = 30, megabytes = 256, transfers = 5;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) die(a + " needs a value");
-            return argv[++i];
-        };
-        if (a == "--berthd")
-            berthd = next();
-        else if (a == "--berthctl")
-            berthctl = next();
-        else if (a == "--berth")
-            berth = next();
-        else if (a == "--source")
-            source = next();
-        else if (a == "--rounds")
-            rounds = std::stoi(next());
-        else if (a == "--megabytes")
-            megabytes = std::stoi(next());
-        else if (a == "--transfers")
-            transfers = std::stoi(next());
-        else
-            die("unknown argument " + a);
-    }
-    if (berthd.empty() || berthctl.empty() || berth.empty() || source.empty())
-        die("usage: stream_bench --berthd PATH --berthctl PATH --berth PATH --source REPO_DIR [--rounds N] "
-            "[--megabytes N] [--transfers N]");
+    berth::bench::parse_flags(argc, argv,
+                              {{"--berthd", &berthd},
+                               {"--berthctl", &berthctl},
+                               {"--berth", &berth},
+                               {"--source", &source},
+                               {"--rounds", &rounds},
+                               {"--megabytes", &megabytes},
+                               {"--transfers", &transfers}},
+                              "usage: stream_bench --berthd PATH --berthctl PATH --berth PATH --source REPO_DIR "
+                              "[--rounds N] [--megabytes N] [--transfers N]");
 
-    char tmpl[] = "/tmp/streamsrv-bench-XXXXXX";
-    if (!::mkdtemp(tmpl)) die("mkdtemp");
-    const std::string tmp = tmpl;
-    const std::string socket = tmp + "/b.sock", root = tmp + "/root", state = tmp + "/state";
-    if (run({source + "/scripts/make-oci-busybox.sh", "--archive", tmp + "/bb.tar", tmp + "/layout"}) != 0)
-        die("make-oci-busybox.sh failed");
-    if (run({berthctl, "image", "import", "--root", root, tmp + "/bb.tar"}) != 0) die("image import failed");
-    std::ofstream(tmp + "/berth.toml").flush();
-    pid_t daemon = ::fork();
-    if (daemon == 0) {
-        int log = ::open((tmp + "/berthd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ::dup2(log, 1);
-        ::dup2(log, 2);
-        ::execl(berthd.c_str(), berthd.c_str(), "--config", (tmp + "/berth.toml").c_str(), "--socket", socket.c_str(),
-                "--root", root.c_str(), "--state-dir", state.c_str(), "--log-level", "warn", nullptr);
-        ::_exit(127);
-    }
-    for (int i = 0; i < 200 && ::access(socket.c_str(), F_OK) != 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    Stub stub(grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
-    std::string pod;
-    auto cleanup = [&] {
-        if (!pod.empty()) {
-            v1::StopPodSandboxRequest sp;
-            sp.set_pod_sandbox_id(pod);
-            grpc::ClientContext c1;
-            v1::StopPodSandboxResponse r1;
-            stub.StopPodSandbox(&c1, sp, &r1);
-            v1::RemovePodSandboxRequest rp;
-            rp.set_pod_sandbox_id(pod);
-            grpc::ClientContext c2;
-            v1::RemovePodSandboxResponse r2;
-            stub.RemovePodSandbox(&c2, rp, &r2);
-        }
-        ::kill(daemon, SIGTERM);
-        ::waitpid(daemon, nullptr, 0);
-        std::error_code ec;
-        std::filesystem::remove_all(tmp, ec);
-    };
+    const std::string& tmp = berth::bench::make_temp_dir("streamsrv-bench");
+    berth::bench::Daemon& server =
+        berth::bench::start_berthd({.berthd = berthd, .dir = tmp, .busybox_from = source, .berthctl = berthctl});
+    const pid_t daemon = server.pid;
+    Stub& stub = *server.stub;
+    const std::string& state = server.state_dir;
 
     // One pod, one container: busybox httpd serving a file of `megabytes` MiB.
     v1::RunPodSandboxRequest rp;
@@ -258,13 +179,13 @@ int main(int argc, char** argv) {
     pc->mutable_metadata()->set_uid("streamsrv-bench");
     pc->set_log_directory(tmp + "/logs");
     std::filesystem::create_directories(pc->log_directory());
-    pod = call(stub, &Stub::RunPodSandbox, "RunPodSandbox", rp).pod_sandbox_id();
+    const std::string pod = call(stub, &Stub::RunPodSandbox, "RunPodSandbox", rp).pod_sandbox_id();
     v1::CreateContainerRequest cc;
     cc.set_pod_sandbox_id(pod);
     *cc.mutable_sandbox_config() = *pc;
     auto* c = cc.mutable_config();
     c->mutable_metadata()->set_name("httpd");
-    c->mutable_image()->set_image(kImage);
+    c->mutable_image()->set_image(berth::bench::kBusyboxImage);
     c->add_command("/bin/sh");
     c->add_args("-c");
     c->add_args("mkdir -p /www && head -c " + std::to_string(megabytes) +
@@ -278,10 +199,8 @@ int main(int argc, char** argv) {
 
     // The runtime root berthd uses for the libberth handler, found by asking `berth list` where the container is.
     std::string runtime_root = state + "/runtimes/berth";
-    if (run({berth, "--root", runtime_root, "state", ctr}) != 0) {
-        cleanup();
+    if (run({berth, "--root", runtime_root, "state", ctr}) != 0)
         die("cannot find container " + ctr + " under " + runtime_root + " for the bare berth exec baseline");
-    }
 
     auto exec_sync = [&] {
         v1::ExecSyncRequest r;
@@ -331,10 +250,7 @@ int main(int argc, char** argv) {
         for (const char* a : {"sh", "-c", "test -f /www/ready && sync"}) r.add_cmd(a);
         r.set_timeout(120);
         if (call(stub, &Stub::ExecSync, "ExecSync", r).exit_code() == 0) break;
-        if (i == 600) {
-            cleanup();
-            die("the container never wrote /www/big");
-        }
+        if (i == 600) die("the container never wrote /www/big");
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     // Warm up each path once.
@@ -389,10 +305,7 @@ int main(int argc, char** argv) {
         if (n > 0) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    if (n == 0) {
-        cleanup();
-        die("httpd in the pod never answered");
-    }
+    if (n == 0) die("httpd in the pod never answered");
     // Direct: a socket made in the pod's network namespace (a thread that setns'es), connected to its loopback.
     auto direct = [&](size_t* bytes) {
         double secs = 0;
@@ -437,6 +350,6 @@ int main(int argc, char** argv) {
     std::printf("  SPDY port-forward    %8.1f MiB/s   %.0f%% of direct (goal >= 50%%)\n", p, 100.0 * p / d);
     std::printf("                                       CPU s/GiB: machine %.2f, client %.2f, berthd %.2f\n",
                 cpu_pf.machine / cpu_pf.gib, cpu_pf.client / cpu_pf.gib, cpu_pf.berthd / cpu_pf.gib);
-    cleanup();
+    berth::bench::cleanup();
     return 0;
 }
