@@ -20,6 +20,9 @@ build=$1
 shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 which=all
+# Run alone, a berthd benchmark replaces this shell (exec): `timeout` and Ctrl-C then wait for its own cleanup (pods,
+# berthd, temp dir; it exits 128+signal) instead of returning while it still runs.
+launch=
 if (($# > 0)) && [[ $1 == lifecycle || $1 == pull || $1 == cri || $1 == cni || $1 == stream ]]; then
     which=$1
     shift
@@ -31,7 +34,7 @@ cri_bench() {
         return 1
     fi
     # shellcheck disable=SC2086 # word splitting of the options is wanted
-    "$bin/cri_bench" --berthd "$bin/berthd" --berthctl "$bin/berthctl" --source "$repo" ${CRI_BENCH_ARGS:-}
+    $launch "$bin/cri_bench" --berthd "$bin/berthd" --berthctl "$bin/berthctl" --source "$repo" ${CRI_BENCH_ARGS:-}
 }
 cni_bench() {
     local bin=$build/bin
@@ -40,7 +43,7 @@ cni_bench() {
         return 1
     fi
     # shellcheck disable=SC2086 # word splitting of the options is wanted
-    "$bin/cni_bench" --berthd "$bin/berthd" ${CNI_BENCH_ARGS:-}
+    $launch "$bin/cni_bench" --berthd "$bin/berthd" ${CNI_BENCH_ARGS:-}
 }
 stream_bench() {
     local bin=$build/bin
@@ -49,19 +52,12 @@ stream_bench() {
         return 1
     fi
     # shellcheck disable=SC2086 # word splitting of the options is wanted
-    "$bin/stream_bench" --berthd "$bin/berthd" --berthctl "$bin/berthctl" --berth "$bin/berth" --source "$repo" \
-        ${STREAM_BENCH_ARGS:-}
+    $launch "$bin/stream_bench" --berthd "$bin/berthd" --berthctl "$bin/berthctl" --berth "$bin/berth" \
+        --source "$repo" ${STREAM_BENCH_ARGS:-}
 }
-if [[ $which == cri ]]; then
-    cri_bench
-    exit
-fi
-if [[ $which == cni ]]; then
-    cni_bench
-    exit
-fi
-if [[ $which == stream ]]; then
-    stream_bench
+if [[ $which == cri || $which == cni || $which == stream ]]; then
+    launch="exec"
+    "${which}_bench"
     exit
 fi
 if [[ $which == pull ]]; then
