@@ -1,6 +1,5 @@
 #include "monitor/exec_reaper.hpp"
 
-#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,8 +11,6 @@
 
 #include "common/fs.hpp"
 #include "common/spawn.hpp"
-#include "common/unique_fd.hpp"
-#include "linux/pidfd.hpp"
 
 namespace berth::monitor {
 
@@ -57,6 +54,15 @@ int run_exec_reaper(const std::string& pid_file, const std::vector<std::string>&
     pid_t pid = text ? static_cast<pid_t>(std::atoi(text->c_str())) : 0;
     if (pid <= 0)
         return fail_with(fmt::format("{} exited without writing the process's pid to {}", runtime_argv[0], pid_file));
+    // Our child by now (re-parented when the runtime's intermediate processes exited), else not ours to wait for:
+    // a runtime that keeps a waiter of its own, or a pid from another namespace. Waiting on a pid that is not our
+    // child could mean waiting on, and letting berthd kill, an unrelated process: fail at once.
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD) {
+        reap_exited();
+        return fail_with(fmt::format("process {} (from {}) was not re-parented to the reaper: its exit status is unknown",
+                                     pid, pid_file));
+    }
     for (;;) {
         pid_t w = ::waitpid(-1, &st, 0);
         if (w == pid) {
@@ -64,17 +70,7 @@ int run_exec_reaper(const std::string& pid_file, const std::vector<std::string>&
             return status_code(st);
         }
         if (w > 0 || errno == EINTR) continue;  // another orphan
-        if (errno != ECHILD) return fail_with(fmt::format("wait for process {}: {}", pid, std::strerror(errno)));
-        // Not re-parented to us (a runtime that keeps its own waiter elsewhere): wait for its end all the same, so
-        // the caller's rule holds, but its exit status is not ours to know.
-        UniqueFd pidfd(sys::pidfd_open(pid));
-        if (pidfd) {
-            struct pollfd p = {pidfd.get(), POLLIN, 0};
-            while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
-            }
-        }
-        return fail_with(fmt::format(
-            "process {} (from {}) was not re-parented to the reaper: its exit status is unknown", pid, pid_file));
+        return fail_with(fmt::format("wait for process {}: {}", pid, std::strerror(errno)));
     }
 }
 

@@ -11,7 +11,8 @@
 // in PID_FILE is the process or its zombie, never a reused pid: it is only reaped right before the reaper exits.
 //
 // Exit status: the runtime's own when it fails (its message is on stderr, which the runtime shares); 255 with a
-// message on stderr when the reaper itself fails (no subreaper, no pid in PID_FILE, the process not re-parented).
+// message on stderr when the reaper itself fails (no subreaper, no pid in PID_FILE, the process not re-parented:
+// then it does not wait, since the pid may not be the process's in this namespace).
 #pragma once
 
 #include <string>

@@ -60,6 +60,11 @@ TEST_F(ExecReaperTest, NoPidFromTheRuntimeIsTheReapersError) {
     EXPECT_NE(r.err.find(pid_file_), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("without writing"), std::string::npos) << r.err;
 
+    // A pid that is not the reaper's child (here: init's) is not waited for, nor reported as the process's.
+    r = reap("echo 1 > $F");
+    EXPECT_EQ(r.exit_code, 255);
+    EXPECT_NE(r.err.find("not re-parented"), std::string::npos) << r.err;
+
     r = run_command({BERTH_MONITOR_BIN, "--reap-exec", pid_file_, "--", dir_ + "/no-such-runtime"});
     EXPECT_EQ(r.exit_code, 255);
     EXPECT_NE(r.err.find("no-such-runtime"), std::string::npos) << r.err;
