@@ -70,6 +70,7 @@ public:
     void shutdown() override { c_->shutdown(); }
     // Milliseconds since the last byte either way (or since the connection was accepted).
     int64_t idle_ms() const { return steady_ms() - last_.load(std::memory_order_relaxed); }
+    std::atomic<bool> closed_for_idleness{false};  // once: its handler may take a moment to notice
 
 private:
     void touch() const { last_.store(steady_ms(), std::memory_order_relaxed); }
@@ -694,7 +695,7 @@ void close_idle(StreamServer::State& st) {
     const int64_t limit = st.options.idle_timeout.count();
     std::lock_guard lock(st.mu);
     for (auto& [id, conn] : st.conns) {
-        if (conn->idle_ms() < limit) continue;
+        if (conn->idle_ms() < limit || conn->closed_for_idleness.exchange(true)) continue;
         log::info("streaming: connection {} idle for {} s: closed", id, conn->idle_ms() / 1000);
         conn->shutdown();
     }
