@@ -3,8 +3,8 @@
 // command protocol (channel.k8s.io ... v5.channel.k8s.io) or the port-forward protocol (portforward.k8s.io over
 // SPDY; channel pairs over WebSocket).
 //
-// URLs: http://host:port/path, or https:// (TLS 1.2+, the server's certificate checked as TlsClientOptions say;
-// SPDY only: the WebSocket client refuses https with a clear error).
+// URLs: http://host:port/path, or https:// (TLS 1.2+, the server's certificate checked as TlsClientOptions say),
+// over either transport.
 #pragma once
 
 #include <atomic>
@@ -82,7 +82,8 @@ public:
 // connection needs a URL of its own): "?port=PORT" is added to `url`; channel 0 carries data, channel 1 errors,
 // and the first message on each starts with the port (2 bytes, little endian). The protocol has no half-close:
 // EOF from `local` is not passed on; the forwarding ends when the server closes.
-[[nodiscard]] Result<void> websocket_port_forward(const std::string& url, UniqueFd local, uint16_t port);
+[[nodiscard]] Result<void> websocket_port_forward(const std::string& url, UniqueFd local, uint16_t port,
+                                                  const TlsClientOptions& tls = {});
 
 // Internals shared with the tests.
 struct ParsedUrl {

@@ -7,11 +7,16 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
+#include <type_traits>
 #include <mutex>
 #include <thread>
 
@@ -32,20 +37,44 @@ using tcp = net::ip::tcp;
 
 constexpr size_t kMaxQueued = 1024 * 1024;
 
-class WsClient {
-public:
-    using Handler = std::function<void(std::string_view)>;
+using Handler = std::function<void(std::string_view)>;
 
-    // Connects and completes the handshake offering `protocols` (newest first).
-    Result<void> connect(const std::string& url, const std::vector<std::string>& protocols) {
-        BERTH_ASSIGN(ParsedUrl u, parse_stream_url(url));
-        if (u.tls)
-            return fail("websocket {}: https is not supported by the WebSocket client; use the SPDY transport", url);
+// What the remote command and port-forward code below use, over a plain or a TLS connection.
+class WsLink {
+public:
+    virtual ~WsLink() = default;
+    virtual const std::string& protocol() const = 0;
+    // Runs the read loop on this thread until the connection ends; `on_message` sees every message.
+    [[nodiscard]] virtual Result<void> run(Handler on_message) = 0;
+    // From any thread: queues one binary message (blocks while a lot is queued). False once the connection ended.
+    virtual bool send(std::string msg) = 0;
+    // From any thread: a normal close once the queued messages are out.
+    virtual void close() = 0;
+};
+
+// Beast's WebSocket over `Next`: beast::tcp_stream (http:// URLs) or an SSL stream over one (https://).
+template <class Next>
+class WsClient final : public WsLink {
+public:
+    static constexpr bool kTls = !std::is_same_v<Next, beast::tcp_stream>;
+
+    WsClient()
+        requires(!kTls)
+        : ws_(ioc_) {}
+    explicit WsClient(net::ssl::context& ssl)
+        requires(kTls)
+        : ws_(ioc_, ssl) {}
+
+    // Connects and completes the handshake offering `protocols` (newest first); over TLS, the server's
+    // certificate is checked first, as `tls` says.
+    Result<void> connect(const std::string& url, const ParsedUrl& u, const std::vector<std::string>& protocols,
+                         const TlsClientOptions& tls) {
         try {
             tcp::resolver resolver(ioc_);
             auto results = resolver.resolve(u.host, u.port);
             beast::get_lowest_layer(ws_).connect(results);
             beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true));
+            if constexpr (kTls) BERTH_TRY(tls_handshake(url, u, tls));
             std::string offered;
             for (const auto& p : protocols) offered += (offered.empty() ? "" : ", ") + p;
             ws_.set_option(websocket::stream_base::decorator([offered](websocket::request_type& req) {
@@ -76,22 +105,22 @@ public:
         return {};
     }
 
-    const std::string& protocol() const { return protocol_; }
+    const std::string& protocol() const override { return protocol_; }
 
-    // Runs the read loop on this thread until the connection ends; `on_message` sees every message.
-    Result<void> run(Handler on_message) {
+    Result<void> run(Handler on_message) override {
         on_message_ = std::move(on_message);
         start_read();
         ioc_.run();
         std::lock_guard lk(mu_);
+        // A TLS peer that closes its socket without close_notify: "stream truncated", an end like EOF here (the
+        // WebSocket close handshake says whether the session ended well).
         if (error_ && error_ != websocket::error::closed && error_ != net::error::eof &&
-            error_ != net::error::operation_aborted)
+            error_ != net::error::operation_aborted && error_ != net::ssl::error::stream_truncated)
             return fail("websocket: {}", error_.message());
         return {};
     }
 
-    // From any thread: queues one binary message (blocks while a lot is queued). False once the connection ended.
-    bool send(std::string msg) {
+    bool send(std::string msg) override {
         {
             std::unique_lock lk(mu_);
             cv_.wait(lk, [&] { return done_ || queued_ < kMaxQueued; });
@@ -105,8 +134,7 @@ public:
         return true;
     }
 
-    // From any thread: a normal close once the queued messages are out.
-    void close() {
+    void close() override {
         net::post(ioc_, [this] {
             closing_ = true;
             if (!writing_) do_close();
@@ -114,6 +142,29 @@ public:
     }
 
 private:
+    // The client's TLS handshake: SNI for a name, the certificate checked against the URL's host (name or IP).
+    Result<void> tls_handshake(const std::string& url, const ParsedUrl& u, const TlsClientOptions& tls) {
+        auto& ssl = ws_.next_layer();
+        beast::error_code not_ip;
+        net::ip::make_address(u.host, not_ip);
+        if (not_ip && !SSL_set_tlsext_host_name(ssl.native_handle(), u.host.c_str()))
+            return fail("websocket {}: TLS server name {:?}", url, u.host);
+        if (!tls.skip_verify) {
+            ssl.set_verify_mode(net::ssl::verify_peer);
+            ssl.set_verify_callback(net::ssl::host_name_verification(u.host));
+        }
+        beast::error_code ec;
+        ssl.async_handshake(net::ssl::stream_base::client, [&ec](beast::error_code e) { ec = e; });
+        ioc_.run();
+        ioc_.restart();
+        if (!ec) return {};
+        long v = SSL_get_verify_result(ssl.native_handle());
+        if (!tls.skip_verify && v != X509_V_OK)
+            return fail("websocket {}: TLS handshake: the server's certificate: {}", url,
+                        X509_verify_cert_error_string(v));
+        return fail("websocket {}: TLS handshake: {}", url, ec.message());
+    }
+
     void start_read() {
         ws_.async_read(rbuf_, [this](beast::error_code ec, size_t) {
             if (ec) return finish(ec);
@@ -156,7 +207,7 @@ private:
     }
 
     net::io_context ioc_;
-    websocket::stream<beast::tcp_stream> ws_{ioc_};
+    websocket::stream<Next> ws_;
     beast::flat_buffer rbuf_;
     Handler on_message_;
     std::string protocol_;
@@ -173,6 +224,48 @@ private:
     beast::error_code error_;
 };
 
+// A TLS WebSocket with the OpenSSL context it was made with (the context must outlive the stream).
+class TlsWsLink final : public WsLink {
+public:
+    TlsWsLink() : ssl_(net::ssl::context::tls_client), ws_(ssl_) {}
+    // Trusts `tls.ca_file` or the system's CAs (unless skip_verify), then connects.
+    Result<void> connect(const std::string& url, const ParsedUrl& u, const std::vector<std::string>& protocols,
+                         const TlsClientOptions& tls) {
+        SSL_CTX_set_min_proto_version(ssl_.native_handle(), TLS1_2_VERSION);
+        if (!tls.skip_verify) {
+            beast::error_code ec;
+            if (!tls.ca_file.empty())
+                ssl_.load_verify_file(tls.ca_file, ec);
+            else
+                ssl_.set_default_verify_paths(ec);
+            if (ec) return fail("websocket {}: TLS CA file {}: {}", url, tls.ca_file, ec.message());
+        }
+        return ws_.connect(url, u, protocols, tls);
+    }
+    const std::string& protocol() const override { return ws_.protocol(); }
+    Result<void> run(Handler on_message) override { return ws_.run(std::move(on_message)); }
+    bool send(std::string msg) override { return ws_.send(std::move(msg)); }
+    void close() override { ws_.close(); }
+
+private:
+    net::ssl::context ssl_;  // declared first: built before, destroyed after the stream
+    WsClient<beast::ssl_stream<beast::tcp_stream>> ws_;
+};
+
+// A connected WebSocket for `url` (over TLS for https://), the handshake done offering `protocols`.
+Result<std::unique_ptr<WsLink>> ws_connect(const std::string& url, const std::vector<std::string>& protocols,
+                                           const TlsClientOptions& tls) {
+    BERTH_ASSIGN(ParsedUrl u, parse_stream_url(url));
+    if (u.tls) {
+        auto link = std::make_unique<TlsWsLink>();
+        BERTH_TRY(link->connect(url, u, protocols, tls));
+        return std::unique_ptr<WsLink>(std::move(link));
+    }
+    auto link = std::make_unique<WsClient<beast::tcp_stream>>();
+    BERTH_TRY(link->connect(url, u, protocols, tls));
+    return std::unique_ptr<WsLink>(std::move(link));
+}
+
 std::string channel_message(uint8_t channel, std::string_view data) {
     std::string m;
     m.reserve(1 + data.size());
@@ -184,11 +277,13 @@ std::string channel_message(uint8_t channel, std::string_view data) {
 }  // namespace
 
 Result<int> websocket_remote_command(const std::string& url, const RemoteCommandOptions& o) {
-    WsClient ws;
-    BERTH_TRY(ws.connect(url, {std::string(kRemoteCommandV5), std::string(kRemoteCommandV4),
-                               std::string(kRemoteCommandV3), std::string(kRemoteCommandV2),
-                               std::string(kRemoteCommandV1)}));
-    // No protocol in the answer: the server speaks the original channel protocol.
+    BERTH_ASSIGN(auto link, ws_connect(url,
+                                       {std::string(kRemoteCommandV5), std::string(kRemoteCommandV4),
+                                        std::string(kRemoteCommandV3), std::string(kRemoteCommandV2),
+                                        std::string(kRemoteCommandV1)},
+                                       o.tls));
+    WsLink& ws = *link;
+// No protocol in the answer: the server speaks the original channel protocol.
     int version = ws.protocol().empty() ? 1 : detail::remote_command_version(ws.protocol());
     if (version == 0) return fail("exec {}: server chose unknown protocol {:?}", url, ws.protocol());
 
@@ -239,10 +334,11 @@ Result<int> websocket_remote_command(const std::string& url, const RemoteCommand
     return 0;
 }
 
-Result<void> websocket_port_forward(const std::string& url, UniqueFd local, uint16_t port) {
-    WsClient ws;
+Result<void> websocket_port_forward(const std::string& url, UniqueFd local, uint16_t port,
+                                    const TlsClientOptions& tls) {
     std::string with_port = url + (url.find('?') == std::string::npos ? "?" : "&") + "port=" + std::to_string(port);
-    BERTH_TRY(ws.connect(with_port, {std::string(kPortForwardWebSocketProtocol)}));
+    BERTH_ASSIGN(auto link, ws_connect(with_port, {std::string(kPortForwardWebSocketProtocol)}, tls));
+    WsLink& ws = *link;
     detail::Canceller cancel;
     std::thread local_thread([&] {
         (void)detail::pump_fd(local.get(), cancel,

@@ -133,7 +133,15 @@ public:
     }
 
     void shutdown() override {
-        shut_ = true;
+        if (!shut_.exchange(true)) {
+            // close_notify first, best effort (the socket is non-blocking; the peer's answer is not waited for),
+            // so the peer sees a clean end of TLS rather than a truncated stream.
+            std::lock_guard lock(mu_);
+            NoSigpipe quiet;
+            ERR_clear_error();
+            SSL_shutdown(ssl_);
+            ERR_clear_error();
+        }
         ::shutdown(fd_.get(), SHUT_RDWR);  // wakes a poll on either side
     }
 

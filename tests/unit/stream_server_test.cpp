@@ -474,6 +474,18 @@ TEST_F(StreamServerTest, TlsWhenACertificateIsConfigured) {
     EXPECT_NE(bad.error().message().find(other), std::string::npos) << bad.error().message();
 }
 
+// Reads exactly `n` bytes from `fd` (less only at EOF).
+std::string test_read_exactly(int fd, size_t n) {
+    std::string out;
+    char buf[65536];
+    while (out.size() < n) {
+        ssize_t k = ::read(fd, buf, std::min(sizeof buf, n - out.size()));
+        if (k <= 0) break;
+        out.append(buf, size_t(k));
+    }
+    return out;
+}
+
 // berthctl's clients (stream/client.hpp) against an https server: the certificate checked against a CA file and
 // the URL's IP address, a server the CA does not vouch for refused, and the check skipped when asked.
 TEST_F(StreamServerTest, ClientsSpeakTlsAndCheckTheServer) {
@@ -490,11 +502,12 @@ TEST_F(StreamServerTest, ClientsSpeakTlsAndCheckTheServer) {
     o.tls_cert = server + ".pem";
     o.tls_key = server + ".key";
     start(o);
-    auto exec_over = [&](const TlsClientOptions& tls) -> Result<std::pair<int, std::string>> {
+    auto exec_over = [&](const TlsClientOptions& tls,
+                         Transport transport = Transport::spdy) -> Result<std::pair<int, std::string>> {
         std::string url = exec_url({"sh", "-c", "echo over-tls; exit 4"}, false, false, false);
         EXPECT_TRUE(url.starts_with("https://127.0.0.1:")) << url;
         testing::Pipe out;
-        RemoteCommandOptions ro{.stdout_fd = out.w.get(), .tls = tls};
+        RemoteCommandOptions ro{.transport = transport, .stdout_fd = out.w.get(), .tls = tls};
         auto code = run_remote_command(url, ro);
         out.w.reset();
         std::string text = testing::read_fd_all(out.r.get());
@@ -516,6 +529,17 @@ TEST_F(StreamServerTest, ClientsSpeakTlsAndCheckTheServer) {
     ASSERT_TRUE(unchecked) << unchecked.error().message();
     EXPECT_EQ(unchecked->second, "over-tls\n");
 
+    // The same checks over WebSocket (wss).
+    auto ws_trusted = exec_over({.ca_file = server + ".pem"}, Transport::websocket);
+    ASSERT_TRUE(ws_trusted) << ws_trusted.error().message();
+    EXPECT_EQ(ws_trusted->first, 4);
+    EXPECT_EQ(ws_trusted->second, "over-tls\n");
+    auto ws_refused = exec_over({.ca_file = stranger + ".pem"}, Transport::websocket);
+    ASSERT_FALSE(ws_refused);
+    EXPECT_NE(ws_refused.error().message().find("certificate"), std::string::npos) << ws_refused.error().message();
+    auto ws_unchecked = exec_over({.skip_verify = true}, Transport::websocket);
+    ASSERT_TRUE(ws_unchecked) << ws_unchecked.error().message();
+
     // Port-forward over the same TLS, to a server on the loopback (the test backend dials 127.0.0.1).
     PayloadServer payload(std::string(300000, 'p'));
     auto url = server_->port_forward_url("pod-1", {payload.port()});
@@ -532,6 +556,21 @@ TEST_F(StreamServerTest, ClientsSpeakTlsAndCheckTheServer) {
     auto r = fwd.get();
     EXPECT_TRUE(r) << r.error().message();
     (*pf)->close();
+
+    // And a WebSocket port-forward (one connection per forwarded connection).
+    auto ws_url = server_->port_forward_url("pod-1", {payload.port()});
+    ASSERT_TRUE(ws_url);
+    int wv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, wv), 0);
+    UniqueFd ws_mine(wv[0]);
+    auto ws_fwd = std::async(std::launch::async, [&, fd = wv[1]] {
+        return websocket_port_forward(*ws_url, UniqueFd(fd), payload.port(), {.ca_file = server + ".pem"});
+    });
+    ASSERT_EQ(::write(ws_mine.get(), "GET\r\n\r\n", 7), 7);
+    EXPECT_EQ(test_read_exactly(ws_mine.get(), 300000), std::string(300000, 'p'));
+    ws_mine.reset();
+    auto wr = ws_fwd.get();
+    EXPECT_TRUE(wr) << wr.error().message();
 }
 
 // ---- SPDY, with the spdy branch's Session as the client ----

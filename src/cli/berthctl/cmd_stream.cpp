@@ -297,7 +297,7 @@ int cmd_port_forward(const GlobalOptions& opts, const std::vector<std::string>& 
                     r = s ? (*s)->forward(std::move(c), remote) : Result<void>(std::unexpected(s.error()));
                 } else {
                     auto url = new_url(remote);
-                    r = url ? stream::websocket_port_forward(*url, std::move(c), remote)
+                    r = url ? stream::websocket_port_forward(*url, std::move(c), remote, stream_tls(*p))
                             : Result<void>(std::unexpected(url.error()));
                 }
                 if (!r) std::fprintf(stderr, "berthctl: %s\n", r.error().message().c_str());
