@@ -1,5 +1,8 @@
 #include "cri/runtime_state.hpp"
 
+#include "common/log.hpp"
+#include "cri/log_control.hpp"
+
 namespace berth::cri {
 
 void RuntimeState::set_pod_cidr(std::string cidr) {
@@ -20,12 +23,16 @@ std::vector<RuntimeCondition> RuntimeState::conditions() const {
 }
 
 nlohmann::json RuntimeState::verbose_config() const {
+    // berth.toml as loaded, flags applied; the log settings as in force now (SIGHUP and SIGUSR1 change them).
+    auto berth = nlohmann::json::parse(config_json(config_));
+    berth["log_level"] = log_level_name(log::min_level());
+    berth["log_format"] = log::format() == log::Format::json ? "json" : "text";
     return {
         {"socket", config_.socket_path},
         {"cgroupDriver", config_.cgroup_driver},
         {"podCIDR", pod_cidr()},
         {"runtimeVersion", BERTH_VERSION},
-        {"berthConfig", nlohmann::json::parse(config_json(config_))},  // berth.toml as loaded, flags applied
+        {"berthConfig", std::move(berth)},
     };
 }
 

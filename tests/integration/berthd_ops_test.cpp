@@ -292,6 +292,14 @@ TEST_F(BerthdOpsTest, SighupReloadsLogLevelAndFormatAndNamesWhatNeedsARestart) {
     ASSERT_TRUE(version().ok());
     EXPECT_TRUE(daemon_->read_output_until(debug_line, mark, 10000)) << daemon_->output().substr(mark);
     expect_json_lines(daemon_->output(), json_from);
+    // Status's verbose config shows the settings in force: the reloaded log keys, the running cgroup_parent.
+    auto info = run_command({BERTHCTL_BIN, "--socket", socket_, "info", "-o", "json"});
+    ASSERT_EQ(info.exit_code, 0) << info.err;
+    auto running = nlohmann::json::parse(info.out, nullptr, false);
+    ASSERT_TRUE(running.is_object()) << info.out;
+    EXPECT_EQ(running["config"]["berthConfig"]["log_level"], "debug") << info.out;
+    EXPECT_EQ(running["config"]["berthConfig"]["log_format"], "json") << info.out;
+    EXPECT_NE(running["config"]["berthConfig"]["cgroup_parent"], "/ops-elsewhere") << info.out;
 
     // A broken file changes nothing and says so.
     write_text(dir_ + "/berth.toml", "log_level = \"loud\"\n");
