@@ -2,17 +2,16 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 
 #include "common/unique_fd.hpp"
 #include "linux/pidfd.hpp"
+#include "linux/sigpipe.hpp"
 
 namespace berth {
 namespace {
@@ -66,29 +65,12 @@ private:
     UniqueFd pidfd_;
 };
 
-// One non-blocking write of (the start of) `data` to the child's stdin; what write(2) returns. Never SIGPIPE:
-// a socket is written with MSG_NOSIGNAL; for a pipe, SIGPIPE is blocked in this thread around the write, and the
-// one the write raised (EPIPE) is taken off the pending set before the old mask is back. A SIGPIPE that was
-// pending before is left alone.
+// One non-blocking write of (the start of) `data` to the child's stdin; what write(2) returns, errno as it left
+// it. Never SIGPIPE: a socket is written with MSG_NOSIGNAL, a pipe under sys::SigpipeBlock.
 ssize_t write_input(int fd, bool socket, std::string_view data) {
     if (socket) return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    sigset_t pipe_only, old, pending;
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
-    sigemptyset(&pending);
-    ::sigpending(&pending);
-    const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-    ::pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
-    ssize_t w = ::write(fd, data.data(), data.size());
-    const int saved = errno;
-    if (w < 0 && saved == EPIPE && !was_pending) {
-        const struct timespec zero = {0, 0};
-        while (::sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
-        }
-    }
-    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    errno = saved;
-    return w;
+    sys::SigpipeBlock quiet;
+    return ::write(fd, data.data(), data.size());
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "common/spawn.hpp"
 #include "common/unique_fd.hpp"
 #include "linux/pidfd.hpp"
+#include "linux/sigpipe.hpp"
 
 namespace berth::runtime {
 
@@ -70,29 +71,6 @@ Result<void> set_nonblocking(int fd) {
     if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return fail_sys("set O_NONBLOCK");
     return {};
 }
-
-// SIGPIPE blocked in this thread for the scope; one raised meanwhile is consumed before the old mask returns.
-class SigpipeBlock {
-public:
-    SigpipeBlock() {
-        sigemptyset(&set_);
-        sigaddset(&set_, SIGPIPE);
-        ::pthread_sigmask(SIG_BLOCK, &set_, &old_);
-    }
-    SigpipeBlock(const SigpipeBlock&) = delete;
-    SigpipeBlock& operator=(const SigpipeBlock&) = delete;
-    ~SigpipeBlock() {
-        if (!sigismember(&old_, SIGPIPE)) {
-            struct timespec zero {};
-            while (::sigtimedwait(&set_, nullptr, &zero) > 0) {
-            }
-        }
-        ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-    }
-
-private:
-    sigset_t set_{}, old_{};
-};
 
 // Starts the hook with its stdio on the given pipe ends, in a process group of its own, every signal at its
 // default, with exactly the hook's environment. Returns the pid.
@@ -167,7 +145,7 @@ Result<void> run_hook_impl(const spec::Hook& hook, std::string_view state_json) 
     const bool has_deadline = hook.timeout.has_value();
     const auto deadline = Clock::now() + std::chrono::seconds(hook.timeout.value_or(0));
 
-    SigpipeBlock sigpipe;
+    sys::SigpipeBlock sigpipe;
     std::string_view pending = state_json;
     if (pending.empty()) in.write.reset();
     std::string out_buf, err_buf;

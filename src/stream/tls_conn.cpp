@@ -5,8 +5,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -14,6 +12,8 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+
+#include "linux/sigpipe.hpp"
 
 namespace berth::stream {
 namespace {
@@ -39,36 +39,8 @@ bool wait_fd(int fd, short events, int timeout_ms) {
     }
 }
 
-// OpenSSL writes to the socket with write(2), which raises SIGPIPE once the peer has closed: for the length of an
-// OpenSSL call SIGPIPE is blocked in the calling thread and a SIGPIPE it raised is discarded, so the call fails
-// with EPIPE instead of ending the process (a client such as berthctl does not ignore SIGPIPE).
-class NoSigpipe {
-public:
-    NoSigpipe() {
-        sigemptyset(&pipe_);
-        sigaddset(&pipe_, SIGPIPE);
-        sigset_t pending;
-        sigpending(&pending);
-        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-        pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-    }
-    ~NoSigpipe() {
-        if (!was_pending_) {
-            sigset_t pending;
-            sigpending(&pending);
-            timespec zero{};
-            if (sigismember(&pending, SIGPIPE) == 1) sigtimedwait(&pipe_, nullptr, &zero);
-        }
-        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-    }
-    NoSigpipe(const NoSigpipe&) = delete;
-    NoSigpipe& operator=(const NoSigpipe&) = delete;
-
-private:
-    sigset_t pipe_, old_;
-    bool was_pending_ = false;
-};
-
+// OpenSSL writes to the socket with write(2), which raises SIGPIPE once the peer has closed: every OpenSSL call
+// runs under sys::SigpipeBlock, so it fails with EPIPE instead of ending the process (berthctl does not ignore it).
 class TlsConn final : public Conn {
 public:
     TlsConn(SSL* ssl, UniqueFd fd) : ssl_(ssl), fd_(std::move(fd)) {}
@@ -81,7 +53,7 @@ public:
             {
                 std::lock_guard lock(mu_);
                 ERR_clear_error();
-                NoSigpipe quiet;  // a read may write too (alerts, key updates)
+                sys::SigpipeBlock quiet;  // a read may write too (alerts, key updates)
                 n = SSL_read(ssl_, buf.data(), static_cast<int>(std::min<size_t>(buf.size(), 1 << 30)));
                 err = SSL_get_error(ssl_, n);
                 if (n <= 0 && err == SSL_ERROR_SSL) return fail("TLS read: {}", ssl_error_text());
@@ -110,7 +82,7 @@ public:
             {
                 std::lock_guard lock(mu_);
                 ERR_clear_error();
-                NoSigpipe quiet;
+                sys::SigpipeBlock quiet;
                 n = SSL_write(ssl_, buf.data() + off, static_cast<int>(std::min<size_t>(buf.size() - off, 1 << 20)));
                 err = SSL_get_error(ssl_, n);
                 if (n <= 0 && err == SSL_ERROR_SSL) return fail("TLS write: {}", ssl_error_text());
@@ -137,7 +109,7 @@ public:
             // close_notify first, best effort (the socket is non-blocking; the peer's answer is not waited for),
             // so the peer sees a clean end of TLS rather than a truncated stream.
             std::lock_guard lock(mu_);
-            NoSigpipe quiet;
+            sys::SigpipeBlock quiet;
             ERR_clear_error();
             SSL_shutdown(ssl_);
             ERR_clear_error();
@@ -189,7 +161,7 @@ Result<std::unique_ptr<Conn>> handshake(SSL* ssl, UniqueFd fd, bool server, std:
         ERR_clear_error();
         int r;
         {
-            NoSigpipe quiet;
+            sys::SigpipeBlock quiet;
             r = server ? SSL_accept(ssl) : SSL_connect(ssl);
         }
         if (r == 1) break;
