@@ -48,13 +48,6 @@ using json = nlohmann::json;
 constexpr const char* kBridge = "bcnibench0";
 constexpr const char* kSubnet = "10.213.250.0/24";
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 int sh(const std::string& cmd) {
     int st = std::system(cmd.c_str());
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
@@ -139,7 +132,7 @@ int main(int argc, char** argv) {
     const std::string& tmp = berth::bench::make_temp_dir("bcni-bench");
     const std::string conf_dir = tmp + "/net.d", ipam_dir = tmp + "/ipam";
     std::filesystem::create_directories(conf_dir);
-    const std::string ip_forward = slurp("/proc/sys/net/ipv4/ip_forward");
+    const std::string ip_forward = berth::bench::read_text("/proc/sys/net/ipv4/ip_forward");
     const bool had_portmap_chains = sh("iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1") == 0;
     // After the daemons have stopped: what the plugins made on the host.
     berth::bench::at_cleanup([&] {

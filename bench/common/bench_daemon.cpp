@@ -26,6 +26,7 @@
 #include "common/spawn.hpp"
 #include "common/unique_fd.hpp"
 #include "linux/mountinfo.hpp"
+#include "linux/namespaces.hpp"
 
 namespace berth::bench {
 namespace {
@@ -68,13 +69,6 @@ void warn(const std::string& what) {
     h.cv.notify_all();
     lock.unlock();
     for (;;) ::pause();
-}
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 template <class Req, class Resp>
@@ -180,9 +174,9 @@ std::set<pid_t> berth_procs_naming(const std::string& path) {
     const pid_t self = ::getpid();
     while (struct dirent* e = ::readdir(d)) {
         pid_t pid = static_cast<pid_t>(std::atol(e->d_name));
-        if (pid <= 0 || pid == self || !slurp(std::string("/proc/") + e->d_name + "/comm").starts_with("berth"))
+        if (pid <= 0 || pid == self || !read_text(std::string("/proc/") + e->d_name + "/comm").starts_with("berth"))
             continue;
-        if (slurp(std::string("/proc/") + e->d_name + "/cmdline").find(path) != std::string::npos) pids.insert(pid);
+        if (read_text(std::string("/proc/") + e->d_name + "/cmdline").find(path) != std::string::npos) pids.insert(pid);
     }
     ::closedir(d);
     return pids;
@@ -250,11 +244,8 @@ void kill_leftovers(const std::vector<std::string>& cgroups, const std::string& 
     warn("killed " + std::to_string(pids.size()) + " processes berthd left behind");
     auto alive = [&] {
         if (!cgroup_procs(cgroups).empty()) return true;
-        for (pid_t p : pids) {
-            std::string stat = slurp("/proc/" + std::to_string(p) + "/stat");
-            size_t paren = stat.rfind(')');
-            if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z') return true;
-        }
+        for (pid_t p : pids)
+            if (berth::sys::process_alive(p, 0)) return true;
         return false;
     };
     for (int i = 0; i < 50 && alive(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -447,6 +438,8 @@ void parse_flags(int argc, char** argv, std::initializer_list<Flag> flags, std::
         if (auto* text = std::get_if<std::string*>(&f.into); text && (*text)->empty()) die(std::string(usage));
 }
 
+std::string read_text(const std::string& path) { return berth::read_file(path).value_or(""); }
+
 const std::string& make_temp_dir(const std::string& prefix) {
     Harness& h = harness();
     WorkScope work;
@@ -533,7 +526,7 @@ Daemon& start_berthd(const DaemonOptions& o) {
             break;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    if (::access(daemon->socket.c_str(), F_OK) != 0) die("berthd did not start: " + slurp(daemon->log));
+    if (::access(daemon->socket.c_str(), F_OK) != 0) die("berthd did not start: " + read_text(daemon->log));
     return *daemon;
 }
 

@@ -60,6 +60,9 @@ void parse_flags(int argc, char** argv, std::initializer_list<Flag> flags, std::
 // mkdtemp of /tmp/<prefix>-XXXXXX; the cleanup removes it. One per process.
 const std::string& make_temp_dir(const std::string& prefix);
 
+// The text of a file; "" when it cannot be read (say, a /proc entry of a process that is gone).
+std::string read_text(const std::string& path);
+
 // Runs argv (argv[0] searched in PATH unless it holds a '/') to its end, fork + exec as the benchmarks always
 // timed it: the child gets an empty signal mask and /dev/null as stdout (and stderr with Quiet::all). Its exit
 // status, 128+signal when killed; dies when it cannot fork.

@@ -25,13 +25,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bench_daemon.hpp"
+#include "linux/namespaces.hpp"
 #include "stream/protocol.hpp"
 #include "stream/spdy.hpp"
 
@@ -120,14 +119,8 @@ size_t drain(spdy::Stream& st, std::string* keep = nullptr) {
 
 // CPU time (user + system, seconds) of process `pid` so far, all its threads.
 double process_cpu(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::istringstream rest(text.substr(text.rfind(')') + 2));  // from field 3 (state) on
-    std::string field;
-    double ticks = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i)
-        if (i >= 14) ticks += std::stod(field);  // utime, stime
-    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    uint64_t ticks = berth::sys::process_stat_number(pid, 14) + berth::sys::process_stat_number(pid, 15);
+    return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 // Busy CPU time of the whole machine so far (every CPU, not idle or waiting for I/O), seconds.

@@ -103,18 +103,20 @@ std::string stat_tail(pid_t pid) {
 
 }  // namespace
 
-uint64_t process_start_time(pid_t pid) {
+uint64_t process_stat_number(pid_t pid, int field) {
     std::string tail = stat_tail(pid);
-    if (tail.empty()) return 0;
-    // tail starts at field 3 (state); starttime is field 22.
+    if (tail.empty() || field < 3) return 0;
+    // tail starts at field 3 (state).
     size_t pos = 0;
-    for (int field = 3; field < 22; ++field) {
+    for (int f = 3; f < field; ++f) {
         pos = tail.find(' ', pos);
         if (pos == std::string::npos) return 0;
         ++pos;
     }
     return std::strtoull(tail.c_str() + pos, nullptr, 10);
 }
+
+uint64_t process_start_time(pid_t pid) { return process_stat_number(pid, 22); }
 
 bool process_alive(pid_t pid, uint64_t expected_start_time) {
     if (pid <= 0) return false;

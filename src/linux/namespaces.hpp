@@ -32,6 +32,9 @@ const char* proc_ns_name(spec::NamespaceType t);
 // Writes /proc/self/timens_offsets for a time namespace nobody has entered yet.
 [[nodiscard]] Result<void> write_time_offsets(const std::map<std::string, spec::TimeOffset>& offsets);
 
+// Numeric field `field` (1-based, as proc(5) counts; 3 or later) of /proc/<pid>/stat; 0 when the process does not
+// exist or the field is missing.
+uint64_t process_stat_number(pid_t pid, int field);
 // Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat); pairs with a pid to detect
 // pid reuse. Returns 0 when the process does not exist.
 uint64_t process_start_time(pid_t pid);
